@@ -1,0 +1,513 @@
+//! Bucket items: key formats (SPEC §2.1) and the parse of a bucket MODIFY
+//! record (SPEC §2.3), done once per record (W3).
+//!
+//! Differences from upstream, all in the direction of "report, never lose":
+//! * a record that claims to be a bucket (PK `…/BUCKET#…` or SK `#BUCKET#…`) but
+//!   cannot be parsed is *invalid* with a reason, not silently skipped;
+//! * every `b_{limit}_{tc|tk|cp|ra|rp}`, `rf` and `shard_count` number is checked,
+//!   so a malformed number anywhere invalidates the record up front instead of
+//!   crashing a later stage (W1, W3);
+//! * a record without consumption counters is still a bucket record, because
+//!   shard propagation and the later stages run on every batch (W8).
+
+use crate::event::{get_n, get_s, parse_int, Image, Record, Seq};
+
+/// The two bucket key layouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// `{ns}/BUCKET#{entity}#{resource}#{shard}` / `#STATE`.
+    New {
+        /// The shard part of the PK exactly as written.
+        shard_str: String,
+    },
+    /// `{ns}/ENTITY#{entity}` / `#BUCKET#{resource}` (pre-shard).
+    Old,
+}
+
+/// One limit of a bucket with a consumption counter in both images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// Limit name (`tpm`, `wcu`, …).
+    pub name: String,
+    /// `new tc - old tc`, millitokens.
+    pub tc_delta: i128,
+    /// Stored tokens (NewImage), millitokens.
+    pub tk: i128,
+    /// Capacity, millitokens.
+    pub cp: i128,
+    /// Refill amount, millitokens.
+    pub ra: i128,
+    /// Refill period, ms.
+    pub rp: i128,
+}
+
+/// A parsed bucket MODIFY record.
+#[derive(Debug, Clone)]
+pub struct BucketRecord<'a> {
+    /// Record index.
+    pub index: u32,
+    /// Sequence number.
+    pub seq: Seq,
+    /// `dynamodb.ApproximateCreationDateTime` in ms.
+    pub approx_ms: Option<i64>,
+    /// Namespace id.
+    pub ns: &'a str,
+    /// Entity id.
+    pub entity: &'a str,
+    /// Resource.
+    pub resource: &'a str,
+    /// The item's PK and SK as written.
+    pub pk: &'a str,
+    /// SK.
+    pub sk: &'a str,
+    /// Key layout.
+    pub format: Format,
+    /// Shard id (0 for old format).
+    pub shard_id: i128,
+    /// NewImage `shard_count` (1 when absent).
+    pub shard_count: i128,
+    /// OldImage `shard_count`, when present.
+    pub old_shard_count: Option<i128>,
+    /// NewImage `rf` (None when absent).
+    pub rf_ms: Option<i128>,
+    /// Limits with `tc` in both images, NewImage order, wcu included.
+    pub limits: Vec<Limit>,
+    /// The NewImage.
+    pub new_image: &'a Image,
+    /// The OldImage (may be empty).
+    pub old_image: Option<&'a Image>,
+}
+
+impl BucketRecord<'_> {
+    /// Name of the snapshot-item attribute that stores this source item's
+    /// watermark: `wm#{shard}` for new-format buckets, `wm#{PK after ns}` for
+    /// old-format ones. Limit names cannot contain `#`, so these never collide
+    /// with a counter.
+    pub fn watermark_attr(&self) -> String {
+        match &self.format {
+            Format::New { shard_str } => format!("wm#{shard_str}"),
+            Format::Old => format!("wm#{}", &self.pk[self.ns.len() + 1..]),
+        }
+    }
+}
+
+/// Result of parsing one MODIFY record as a bucket.
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    /// A bucket record.
+    Bucket(Box<BucketRecord<'a>>),
+    /// Not a bucket item, or one we deliberately leave alone.
+    Skip(String),
+    /// A bucket record that cannot be parsed.
+    Invalid(String),
+}
+
+/// Split a bucket PK remainder (after `BUCKET#`): `{entity}#{resource…}#{shard}`.
+/// Returns `(entity, resource, shard_str, shard)`; `None` if it does not parse.
+pub fn split_bucket_pk(rest: &str) -> Option<(&str, &str, &str, i128)> {
+    let (left, shard_str) = rest.rsplit_once('#')?;
+    let canon = crate::pyjson::parse_python_int(shard_str)?;
+    let shard: i128 = canon.parse().ok()?;
+    let (entity, resource) = left.split_once('#')?;
+    Some((entity, resource, shard_str, shard))
+}
+
+/// Split `b_{name}_{field}`; the name must be non-empty.
+pub fn split_limit_attr(attr: &str) -> Option<(&str, &str)> {
+    let rest = attr.strip_prefix("b_")?;
+    let (name, field) = rest.rsplit_once('_')?;
+    if name.is_empty() {
+        return None;
+    }
+    Some((name, field))
+}
+
+const FIELDS: [&str; 5] = ["tc", "tk", "cp", "ra", "rp"];
+
+/// Parse a MODIFY record as a bucket item (SPEC §2.3 with the fixes above).
+pub fn parse<'a>(rec: &Record<'a>) -> Parsed<'a> {
+    let new = match rec.new_image {
+        Some(n) => n,
+        None => {
+            return if rec.has_dynamodb {
+                Parsed::Invalid("MODIFY record has no dynamodb.NewImage".into())
+            } else {
+                Parsed::Invalid("MODIFY record has no dynamodb object".into())
+            }
+        }
+    };
+    let pk = get_s(new, "PK").unwrap_or("");
+    let sk = get_s(new, "SK").unwrap_or("");
+    let Some((ns, rest)) = pk.split_once('/') else {
+        if pk.starts_with("BUCKET#") || sk.starts_with("#BUCKET#") {
+            return Parsed::Skip("Skipping pre-migration record with unprefixed PK".into());
+        }
+        return Parsed::Skip("not a rate-limiter bucket item".into());
+    };
+    let (entity, resource, format, shard_id) = if let Some(b) = rest.strip_prefix("BUCKET#") {
+        match split_bucket_pk(b) {
+            Some((e, r, s, id)) => (e, r, Format::New { shard_str: s.to_string() }, id),
+            None => {
+                return Parsed::Invalid(format!(
+                    "bucket PK {pk:?} is not {{ns}}/BUCKET#{{entity}}#{{resource}}#{{shard}}"
+                ))
+            }
+        }
+    } else if let Some(r) = sk.strip_prefix("#BUCKET#") {
+        if r.is_empty() {
+            return Parsed::Invalid(format!("bucket SK {sk:?} has no resource"));
+        }
+        match get_s(new, "entity_id") {
+            Some(e) if !e.is_empty() => (e, r, Format::Old, 0),
+            _ => return Parsed::Invalid("old-format bucket item has no entity_id".into()),
+        }
+    } else {
+        return Parsed::Skip("not a rate-limiter bucket item".into());
+    };
+    if get_s(new, "entity_id").is_none_or(str::is_empty) {
+        return Parsed::Invalid("bucket item has no entity_id".into());
+    }
+    let Some(seq) = rec.seq.clone() else {
+        return Parsed::Invalid("bucket record has no dynamodb.SequenceNumber".into());
+    };
+    let shard_count = match get_n(new, "shard_count") {
+        Some(s) => match parse_int("shard_count", s) {
+            Ok(n) if n >= 1 => n,
+            Ok(n) => return Parsed::Invalid(format!("shard_count {n} is below 1")),
+            Err(e) => return Parsed::Invalid(e),
+        },
+        None => 1,
+    };
+    let old_shard_count = match rec.old_image.and_then(|o| get_n(o, "shard_count")) {
+        Some(s) => match parse_int("OldImage shard_count", s) {
+            Ok(n) => Some(n),
+            Err(e) => return Parsed::Invalid(e),
+        },
+        None => None,
+    };
+    let rf_ms = match get_n(new, "rf") {
+        Some(s) => match parse_int("rf", s) {
+            Ok(n) => Some(n),
+            Err(e) => return Parsed::Invalid(e),
+        },
+        None => None,
+    };
+    // Check every limit number of both images once, so no later stage can fail.
+    for img in [Some(new), rec.old_image].into_iter().flatten() {
+        for (attr, _) in img.iter() {
+            if let Some((_, field)) = split_limit_attr(attr) {
+                if FIELDS.contains(&field) {
+                    if let Some(n) = get_n(img, attr) {
+                        if let Err(e) = parse_int(attr, n) {
+                            return Parsed::Invalid(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let num = |img: &Image, attr: &str| -> i128 { get_n(img, attr).and_then(|s| parse_int(attr, s).ok()).unwrap_or(0) };
+    let mut limits = Vec::new();
+    for attr in new.keys() {
+        let Some((name, "tc")) = split_limit_attr(attr) else { continue };
+        let (Some(_), Some(old)) = (get_n(new, attr), rec.old_image) else { continue };
+        if get_n(old, attr).is_none() {
+            continue;
+        }
+        let field = |f: &str| format!("b_{name}_{f}");
+        limits.push(Limit {
+            name: name.to_string(),
+            tc_delta: num(new, attr) - num(old, attr),
+            tk: num(new, &field("tk")),
+            cp: num(new, &field("cp")),
+            ra: num(new, &field("ra")),
+            rp: num(new, &field("rp")),
+        });
+    }
+    Parsed::Bucket(Box::new(BucketRecord {
+        index: rec.index,
+        seq,
+        approx_ms: rec.approx_ms,
+        ns,
+        entity,
+        resource,
+        pk,
+        sk,
+        format,
+        shard_id,
+        shard_count,
+        old_shard_count,
+        rf_ms,
+        limits,
+        new_image: new,
+        old_image: rec.old_image,
+    }))
+}
+
+/// PK of a new-format bucket shard.
+pub fn bucket_pk(ns: &str, entity: &str, resource: &str, shard: impl std::fmt::Display) -> String {
+    format!("{ns}/BUCKET#{entity}#{resource}#{shard}")
+}
+
+/// All records of one bucket item in a batch, folded (SPEC §5.1 with W11/W17:
+/// the image with the highest sequence number wins, `tc` deltas add up).
+#[derive(Debug, Clone)]
+pub struct BucketState<'a> {
+    /// The latest record (highest sequence number) of the item.
+    pub latest: &'a BucketRecord<'a>,
+    /// Limits: first-seen order, summed `tc_delta`, other fields from the
+    /// latest record that has the limit.
+    pub limits: Vec<Limit>,
+    /// Indices of every record of the item, ascending.
+    pub records: Vec<u32>,
+}
+
+/// Fold bucket records per item (`PK`, `SK`), in first-seen order.
+pub fn aggregate<'a>(records: &[&'a BucketRecord<'a>]) -> Vec<BucketState<'a>> {
+    let mut index: std::collections::BTreeMap<(&str, &str), usize> = std::collections::BTreeMap::new();
+    let mut states: Vec<(BucketState<'a>, Vec<Seq>)> = Vec::new();
+    for &rec in records {
+        let slot = *index.entry((rec.pk, rec.sk)).or_insert_with(|| {
+            states.push((BucketState { latest: rec, limits: Vec::new(), records: Vec::new() }, Vec::new()));
+            states.len() - 1
+        });
+        let (state, limit_seqs) = &mut states[slot];
+        if rec.seq > state.latest.seq {
+            state.latest = rec;
+        }
+        state.records.push(rec.index);
+        for l in &rec.limits {
+            match state.limits.iter().position(|x| x.name == l.name) {
+                None => {
+                    state.limits.push(l.clone());
+                    limit_seqs.push(rec.seq.clone());
+                }
+                Some(i) => {
+                    let cur = &mut state.limits[i];
+                    cur.tc_delta += l.tc_delta;
+                    if rec.seq > limit_seqs[i] {
+                        limit_seqs[i] = rec.seq.clone();
+                        cur.tk = l.tk;
+                        cur.cp = l.cp;
+                        cur.ra = l.ra;
+                        cur.rp = l.rp;
+                    }
+                }
+            }
+        }
+    }
+    states
+        .into_iter()
+        .map(|(mut s, _)| {
+            s.records.sort_unstable();
+            s
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::event::Event;
+    use serde_json::json;
+
+    /// A bucket MODIFY record in the new format with the given limits
+    /// `(name, old_tc, new_tc, tk, cp, ra, rp)`.
+    pub fn bucket_record(
+        pk: &str,
+        seq: u64,
+        rf: Option<i64>,
+        shard_count: Option<i64>,
+        limits: &[(&str, i64, i64, i64, i64, i64, i64)],
+    ) -> serde_json::Value {
+        let mut new = serde_json::Map::new();
+        let mut old = serde_json::Map::new();
+        new.insert("PK".into(), json!({"S": pk}));
+        new.insert("SK".into(), json!({"S": "#STATE"}));
+        new.insert("entity_id".into(), json!({"S": "e"}));
+        if let Some(rf) = rf {
+            new.insert("rf".into(), json!({"N": rf.to_string()}));
+        }
+        if let Some(sc) = shard_count {
+            new.insert("shard_count".into(), json!({"N": sc.to_string()}));
+            old.insert("shard_count".into(), json!({"N": sc.to_string()}));
+        }
+        for &(n, otc, ntc, tk, cp, ra, rp) in limits {
+            for (f, v) in [("tc", ntc), ("tk", tk), ("cp", cp), ("ra", ra), ("rp", rp)] {
+                new.insert(format!("b_{n}_{f}"), json!({"N": v.to_string()}));
+            }
+            old.insert(format!("b_{n}_tc"), json!({"N": otc.to_string()}));
+        }
+        json!({"eventName": "MODIFY", "dynamodb": {"SequenceNumber": seq.to_string(), "NewImage": new, "OldImage": old}})
+    }
+
+    fn parse_one(rec: serde_json::Value) -> String {
+        let ev = Event::parse(&json!({ "Records": [rec] }).to_string()).unwrap();
+        let recs = ev.records();
+        match parse(&recs[0]) {
+            Parsed::Bucket(b) => format!(
+                "bucket {} {} {} {} {:?} sc={} rf={:?} limits={:?}",
+                b.ns,
+                b.entity,
+                b.resource,
+                b.shard_id,
+                b.format,
+                b.shard_count,
+                b.rf_ms,
+                b.limits.iter().map(|l| (l.name.as_str(), l.tc_delta)).collect::<Vec<_>>()
+            ),
+            Parsed::Skip(r) => format!("skip {r}"),
+            Parsed::Invalid(r) => format!("invalid {r}"),
+        }
+    }
+
+    #[test]
+    fn bucket_pk_parse_golden_vector_3() {
+        assert_eq!(split_bucket_pk("a#b#c#3"), Some(("a", "b#c", "3", 3)));
+        assert_eq!(split_bucket_pk("a#0"), None);
+        assert_eq!(split_bucket_pk("a#b#x"), None);
+        assert_eq!(split_bucket_pk("a#b#-1"), Some(("a", "b", "-1", -1)));
+        assert_eq!(split_bucket_pk("#r#0"), Some(("", "r", "0", 0)));
+        assert_eq!(split_bucket_pk("u#r# 2"), Some(("u", "r", " 2", 2)));
+    }
+
+    #[test]
+    fn limit_attr_split_uses_last_underscore() {
+        assert_eq!(split_limit_attr("b_my_limit_tc"), Some(("my_limit", "tc")));
+        assert_eq!(split_limit_attr("b__tc"), None);
+        assert_eq!(split_limit_attr("b_tc"), None);
+        assert_eq!(split_limit_attr("x_a_tc"), None);
+    }
+
+    #[test]
+    fn new_format_parses_with_shard() {
+        let r = bucket_record("ns1/BUCKET#user-1#gpt-4#2", 5, Some(10), Some(4), &[("tpm", 0, 7, 1, 2, 3, 4)]);
+        assert_eq!(
+            parse_one(r),
+            "bucket ns1 user-1 gpt-4 2 New { shard_str: \"2\" } sc=4 rf=Some(10) limits=[(\"tpm\", 7)]"
+        );
+    }
+
+    #[test]
+    fn old_format_takes_entity_from_attribute() {
+        let mut r = bucket_record("default/ENTITY#e", 5, Some(10), Some(2), &[("tpm", 0, 5_000_000, 0, 0, 0, 0)]);
+        r["dynamodb"]["NewImage"]["SK"] = json!({"S": "#BUCKET#gpt-4"});
+        assert_eq!(parse_one(r), "bucket default e gpt-4 0 Old sc=2 rf=Some(10) limits=[(\"tpm\", 5000000)]");
+    }
+
+    #[test]
+    fn non_buckets_are_skipped_spec_12_1() {
+        for sk in ["#LIMIT#x", "#META", "#RESOURCE#gpt-4"] {
+            let mut r = bucket_record("default/ENTITY#e", 5, None, None, &[("tpm", 0, 5, 0, 0, 0, 0)]);
+            r["dynamodb"]["NewImage"]["SK"] = json!({ "S": sk });
+            assert!(parse_one(r).starts_with("skip not a rate-limiter bucket"), "{sk}");
+        }
+        let r = bucket_record("ENTITY#user-123", 5, None, None, &[]);
+        assert_eq!(parse_one(r), "skip not a rate-limiter bucket item");
+        let mut r = bucket_record("BUCKET#u#r#0", 5, None, None, &[]);
+        r["dynamodb"]["NewImage"]["SK"] = json!({"S": "#STATE"});
+        assert_eq!(parse_one(r), "skip Skipping pre-migration record with unprefixed PK");
+    }
+
+    #[test]
+    fn malformed_buckets_are_invalid_with_reasons() {
+        let mut r = bucket_record("default/ENTITY#e", 5, None, None, &[]);
+        r["dynamodb"]["NewImage"]["SK"] = json!({"S": "#BUCKET#"});
+        assert!(parse_one(r).contains("has no resource"));
+        let r = bucket_record("ns/BUCKET#a#0", 5, None, None, &[]);
+        assert!(parse_one(r).starts_with("invalid bucket PK"));
+        let mut r = bucket_record("ns/BUCKET#a#r#0", 5, None, None, &[("tpm", 0, 5, 0, 0, 0, 0)]);
+        r["dynamodb"]["NewImage"]["b_tpm_tc"] = json!({"N": "not_a_number"});
+        assert_eq!(parse_one(r), "invalid b_tpm_tc: \"not_a_number\" is not an integer");
+        let mut r = bucket_record("ns/BUCKET#a#r#0", 5, None, None, &[]);
+        r["dynamodb"]["NewImage"]["rf"] = json!({"N": "1.5"});
+        assert!(parse_one(r).starts_with("invalid rf:"));
+        let r = bucket_record("ns/BUCKET#a#r#0", 5, None, Some(0), &[]);
+        assert!(parse_one(r).contains("below 1"));
+        let mut r = bucket_record("ns/BUCKET#a#r#0", 5, None, None, &[]);
+        r["dynamodb"]["NewImage"].as_object_mut().unwrap().remove("entity_id");
+        assert!(parse_one(r).contains("no entity_id"));
+        let mut r = bucket_record("ns/BUCKET#a#r#0", 5, None, None, &[]);
+        r["dynamodb"].as_object_mut().unwrap().remove("NewImage");
+        assert!(parse_one(r).contains("no dynamodb.NewImage"));
+        let r = json!({"eventName": "MODIFY"});
+        assert!(parse_one(r).contains("no dynamodb object"));
+        let mut r = bucket_record("ns/BUCKET#a#r#0", 5, None, None, &[]);
+        r["dynamodb"].as_object_mut().unwrap().remove("SequenceNumber");
+        assert!(parse_one(r).contains("SequenceNumber"));
+    }
+
+    #[test]
+    fn limits_need_tc_in_both_images() {
+        let mut r = bucket_record("ns/BUCKET#a#r#0", 5, None, None, &[("tpm", 0, 5, 0, 0, 0, 0)]);
+        r["dynamodb"]["OldImage"].as_object_mut().unwrap().remove("b_tpm_tc");
+        assert!(parse_one(r).ends_with("limits=[]"));
+        let mut r = bucket_record("ns/BUCKET#a#r#0", 5, None, None, &[("tpm", 0, 5, 0, 0, 0, 0)]);
+        r["dynamodb"]["NewImage"]["b_tpm_tc"] = json!({"S": "5"});
+        assert!(parse_one(r).ends_with("limits=[]"), "a wrong AV type counts as missing");
+    }
+
+    #[test]
+    fn wcu_is_kept_in_limits_and_order_follows_the_image() {
+        let r = bucket_record(
+            "ns/BUCKET#a#r#0",
+            5,
+            None,
+            None,
+            &[("rpm", 0, 1, 0, 0, 0, 0), ("wcu", 0, 1000, 0, 0, 0, 0), ("tpm", 3, 3, 0, 0, 0, 0)],
+        );
+        assert!(parse_one(r).ends_with("limits=[(\"rpm\", 1), (\"wcu\", 1000), (\"tpm\", 0)]"));
+    }
+
+    fn parse_all(records: Vec<serde_json::Value>) -> Event {
+        Event::parse(&json!({ "Records": records }).to_string()).unwrap()
+    }
+
+    #[test]
+    fn aggregation_sums_deltas_and_keeps_the_latest_image_spec_12_1_w11() {
+        let ev = parse_all(vec![
+            bucket_record("ns/BUCKET#e#r#0", 20, Some(200), Some(2), &[("tpm", 0, 3_000_000, 7, 9, 9, 9)]),
+            bucket_record("ns/BUCKET#e#r#0", 10, Some(100), Some(1), &[("tpm", 0, 2_000_000, 5, 8, 8, 8)]),
+            bucket_record("ns/BUCKET#e#r#1", 11, Some(100), Some(1), &[("tpm", 0, 1, 5, 8, 8, 8)]),
+        ]);
+        let recs = ev.records();
+        let parsed: Vec<BucketRecord> = recs
+            .iter()
+            .map(|r| match parse(r) {
+                Parsed::Bucket(b) => *b,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let refs: Vec<&BucketRecord> = parsed.iter().collect();
+        let states = aggregate(&refs);
+        assert_eq!(states.len(), 2, "shards are separate items");
+        let s = &states[0];
+        assert_eq!(s.latest.seq.raw(), "20", "highest sequence number wins, not the last in the list (W17)");
+        assert_eq!(s.latest.shard_count, 2);
+        assert_eq!(s.limits[0].tc_delta, 5_000_000);
+        assert_eq!(s.limits[0].tk, 7);
+        assert_eq!(s.records, vec![0, 1]);
+    }
+
+    #[test]
+    fn watermark_attribute_names_identify_the_source_item() {
+        let ev = Event::parse(
+            &json!({"Records": [
+                bucket_record("ns/BUCKET#a#r#3", 5, None, None, &[]),
+                {"eventName": "MODIFY", "dynamodb": {"SequenceNumber": "6", "NewImage": {
+                    "PK": {"S": "ns/ENTITY#a"}, "SK": {"S": "#BUCKET#r"}, "entity_id": {"S": "a"}}}}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let recs = ev.records();
+        let names: Vec<String> = recs
+            .iter()
+            .map(|r| match parse(r) {
+                Parsed::Bucket(b) => b.watermark_attr(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, vec!["wm#3", "wm#ENTITY#a"]);
+    }
+}

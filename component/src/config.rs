@@ -1,0 +1,214 @@
+//! Deployment configuration and its validation from environment variables.
+//!
+//! The variables are the Python aggregator's (SPEC §0) plus `MAX_SHARD_COUNT`.
+//! Unlike upstream (W18), values are trimmed and validated: a bad value is a
+//! start-up error naming the variable, never a per-record failure later.
+
+use crate::window::Window;
+
+/// Default table name, as upstream.
+pub const DEFAULT_TABLE_NAME: &str = "rate-limits";
+/// Default snapshot lifetime in days, as upstream.
+pub const DEFAULT_TTL_DAYS: u32 = 90;
+/// Default bound for proactive shard doubling (W12).
+pub const DEFAULT_MAX_SHARD_COUNT: u32 = 32;
+/// Largest accepted `MAX_SHARD_COUNT`.
+pub const MAX_SHARD_COUNT_LIMIT: u32 = 1024;
+/// Largest accepted `SNAPSHOT_TTL_DAYS` (100 years).
+pub const MAX_TTL_DAYS: u32 = 36_500;
+
+/// Validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// DynamoDB table.
+    pub table_name: String,
+    /// Windows in write order, non-empty, unique.
+    pub windows: Vec<Window>,
+    /// Snapshot TTL in days.
+    pub snapshot_ttl_days: u32,
+    /// Archive bucket; `None` disables archival.
+    pub archive_bucket: Option<String>,
+    /// Maximum shard count.
+    pub max_shard_count: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            table_name: DEFAULT_TABLE_NAME.to_string(),
+            windows: vec![Window::Hourly, Window::Daily],
+            snapshot_ttl_days: DEFAULT_TTL_DAYS,
+            archive_bucket: None,
+            max_shard_count: DEFAULT_MAX_SHARD_COUNT,
+        }
+    }
+}
+
+impl Config {
+    /// Check invariants of a config built by hand (hosts may build one directly).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.table_name.is_empty() {
+            return Err("table-name is empty".into());
+        }
+        if self.windows.is_empty() {
+            return Err("windows is empty".into());
+        }
+        for (i, w) in self.windows.iter().enumerate() {
+            if self.windows[..i].contains(w) {
+                return Err(format!("window {} is listed twice", w.name()));
+            }
+        }
+        if self.snapshot_ttl_days == 0 || self.snapshot_ttl_days > MAX_TTL_DAYS {
+            return Err(format!("snapshot-ttl-days must be 1..={MAX_TTL_DAYS}"));
+        }
+        if let Some(b) = &self.archive_bucket {
+            if b.is_empty() {
+                return Err("archive-bucket is empty".into());
+            }
+        }
+        if self.max_shard_count == 0 || self.max_shard_count > MAX_SHARD_COUNT_LIMIT {
+            return Err(format!("max-shard-count must be 1..={MAX_SHARD_COUNT_LIMIT}"));
+        }
+        Ok(())
+    }
+
+    /// Build from environment-style variables; unknown names are ignored, a
+    /// name given twice takes its last value.
+    pub fn from_env<'a, I>(vars: I) -> Result<Config, String>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut table = None;
+        let mut windows = None;
+        let mut ttl = None;
+        let mut archival = None;
+        let mut bucket = None;
+        let mut max_shards = None;
+        for (k, v) in vars {
+            match k {
+                "TABLE_NAME" => table = Some(v),
+                "SNAPSHOT_WINDOWS" => windows = Some(v),
+                "SNAPSHOT_TTL_DAYS" => ttl = Some(v),
+                "ENABLE_ARCHIVAL" => archival = Some(v),
+                "ARCHIVE_BUCKET_NAME" => bucket = Some(v),
+                "MAX_SHARD_COUNT" => max_shards = Some(v),
+                _ => {}
+            }
+        }
+        let mut cfg = Config::default();
+        if let Some(t) = table {
+            let t = t.trim();
+            if t.is_empty() {
+                return Err("TABLE_NAME is set but empty".into());
+            }
+            cfg.table_name = t.to_string();
+        }
+        if let Some(w) = windows {
+            cfg.windows = parse_windows(w).map_err(|e| format!("SNAPSHOT_WINDOWS={w:?}: {e}"))?;
+        }
+        if let Some(t) = ttl {
+            cfg.snapshot_ttl_days =
+                parse_bounded(t, 1, MAX_TTL_DAYS).map_err(|e| format!("SNAPSHOT_TTL_DAYS={t:?}: {e}"))?;
+        }
+        let archival_on = match archival.map(|a| a.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(a) if a == "true" || a == "1" || a == "yes" => true,
+            Some(a) if a == "false" || a == "0" || a == "no" || a.is_empty() => false,
+            Some(_) => {
+                return Err(format!("ENABLE_ARCHIVAL={:?}: expected true or false", archival.unwrap_or_default()))
+            }
+        };
+        let bucket = bucket.map(str::trim).filter(|b| !b.is_empty());
+        if archival_on {
+            match bucket {
+                Some(b) => cfg.archive_bucket = Some(b.to_string()),
+                None => return Err("ENABLE_ARCHIVAL is true but ARCHIVE_BUCKET_NAME is empty or unset".into()),
+            }
+        }
+        if let Some(m) = max_shards {
+            cfg.max_shard_count =
+                parse_bounded(m, 1, MAX_SHARD_COUNT_LIMIT).map_err(|e| format!("MAX_SHARD_COUNT={m:?}: {e}"))?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+fn parse_windows(s: &str) -> Result<Vec<Window>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let p = part.trim();
+        if p.is_empty() {
+            return Err("empty window name".into());
+        }
+        let w = Window::parse(p).ok_or_else(|| format!("unknown window {p:?} (expected hourly, daily or monthly)"))?;
+        if out.contains(&w) {
+            return Err(format!("window {p} is listed twice"));
+        }
+        out.push(w);
+    }
+    Ok(out)
+}
+
+fn parse_bounded(s: &str, lo: u32, hi: u32) -> Result<u32, String> {
+    let n: u64 = s.trim().parse().map_err(|_| "not a whole number".to_string())?;
+    if n < lo as u64 || n > hi as u64 {
+        return Err(format!("must be between {lo} and {hi}"));
+    }
+    Ok(n as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_upstream() {
+        let c = Config::from_env([]).unwrap();
+        assert_eq!(c.table_name, "rate-limits");
+        assert_eq!(c.windows, vec![Window::Hourly, Window::Daily]);
+        assert_eq!(c.snapshot_ttl_days, 90);
+        assert_eq!(c.archive_bucket, None);
+        assert_eq!(c.max_shard_count, 32);
+    }
+
+    #[test]
+    fn windows_are_trimmed_and_validated_w18() {
+        let c = Config::from_env([("SNAPSHOT_WINDOWS", "hourly, daily ,monthly")]).unwrap();
+        assert_eq!(c.windows, vec![Window::Hourly, Window::Daily, Window::Monthly]);
+        let e = Config::from_env([("SNAPSHOT_WINDOWS", "hourly,weekly")]).unwrap_err();
+        assert!(e.contains("SNAPSHOT_WINDOWS") && e.contains("weekly"), "{e}");
+        assert!(Config::from_env([("SNAPSHOT_WINDOWS", "")]).is_err());
+        assert!(Config::from_env([("SNAPSHOT_WINDOWS", "daily,daily")]).is_err());
+    }
+
+    #[test]
+    fn archival_needs_a_bucket() {
+        let e = Config::from_env([("ENABLE_ARCHIVAL", "true")]).unwrap_err();
+        assert!(e.contains("ARCHIVE_BUCKET_NAME"), "{e}");
+        let c = Config::from_env([("ENABLE_ARCHIVAL", "TRUE"), ("ARCHIVE_BUCKET_NAME", "b")]).unwrap();
+        assert_eq!(c.archive_bucket.as_deref(), Some("b"));
+        let c = Config::from_env([("ENABLE_ARCHIVAL", "false"), ("ARCHIVE_BUCKET_NAME", "b")]).unwrap();
+        assert_eq!(c.archive_bucket, None);
+        assert!(Config::from_env([("ENABLE_ARCHIVAL", "maybe")]).is_err());
+    }
+
+    #[test]
+    fn numbers_are_bounded() {
+        assert!(Config::from_env([("SNAPSHOT_TTL_DAYS", "abc")]).unwrap_err().contains("SNAPSHOT_TTL_DAYS"));
+        assert!(Config::from_env([("SNAPSHOT_TTL_DAYS", "0")]).is_err());
+        assert_eq!(Config::from_env([("SNAPSHOT_TTL_DAYS", " 30 ")]).unwrap().snapshot_ttl_days, 30);
+        assert!(Config::from_env([("MAX_SHARD_COUNT", "0")]).is_err());
+        assert_eq!(Config::from_env([("MAX_SHARD_COUNT", "64")]).unwrap().max_shard_count, 64);
+        assert!(Config::from_env([("TABLE_NAME", " ")]).is_err());
+    }
+
+    #[test]
+    fn validate_rejects_hand_built_nonsense() {
+        let mut c = Config::default();
+        c.windows.clear();
+        assert!(c.validate().is_err());
+        let c = Config { archive_bucket: Some(String::new()), ..Config::default() };
+        assert!(c.validate().is_err());
+    }
+}

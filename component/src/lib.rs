@@ -1,0 +1,334 @@
+//! zae-aggregator's planner.
+//!
+//! A pure, deterministic function from a DynamoDB-stream batch (the Lambda
+//! event JSON), a configuration and the current time to the list of DynamoDB
+//! and S3 writes that aggregate it. It builds as a WASI Preview 2 component
+//! (the WIT contract is `wit/planner.wit`) and as a native library with the
+//! same code, so tests and hosts can compare both.
+//!
+//! Stages, each in its own module: [`event`] (parse once), [`bucket`] (key
+//! formats, record parse, per-item folding), [`window`] (window keys),
+//! [`snapshot`] (coalesced usage counters with exactly-once watermarks),
+//! [`refill`], [`shard`] (doubling and propagation), [`archive`] (audit NDJSON
+//! and gzip), and [`plan`] (the output and its canonical JSON).
+
+pub mod archive;
+pub mod bucket;
+pub mod config;
+pub mod event;
+pub mod plan;
+pub mod pyjson;
+pub mod refill;
+pub mod shard;
+pub mod snapshot;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod vector;
+pub mod window;
+
+#[cfg(target_arch = "wasm32")]
+mod guest;
+
+use std::collections::BTreeMap;
+
+use bucket::{BucketRecord, Parsed};
+use event::{Event, Record};
+pub use plan::{Batch, ObservedItem, Plan, PlanError};
+use plan::{Log, LogEntry, LogLevel, RecordOutcome, RecordStatus};
+
+/// What the classification pass made of each record.
+enum Class<'a> {
+    Bucket(Box<BucketRecord<'a>>),
+    Audit(archive::AuditEvent),
+    Skip(String),
+    Invalid(String),
+}
+
+struct Classified<'a> {
+    records: Vec<Record<'a>>,
+    classes: Vec<Class<'a>>,
+    /// Window keys of bucket records with deltas, by record index.
+    keys: BTreeMap<u32, Vec<String>>,
+}
+
+fn classify<'a>(ev: &'a Event, batch: &Batch, logs: &mut Vec<LogEntry>) -> Classified<'a> {
+    let records = ev.records();
+    let mut classes = Vec::with_capacity(records.len());
+    let mut keys = BTreeMap::new();
+    for rec in &records {
+        let class = if let Some(e) = &rec.shape_error {
+            Class::Invalid(e.clone())
+        } else {
+            match rec.event_name {
+                Some("MODIFY") => match bucket::parse(rec) {
+                    Parsed::Bucket(b) => {
+                        if snapshot::has_deltas(&b) {
+                            match snapshot::window_keys(&b, &batch.config.windows) {
+                                Ok(k) => {
+                                    keys.insert(rec.index, k);
+                                    Class::Bucket(b)
+                                }
+                                Err(e) => Class::Invalid(e),
+                            }
+                        } else {
+                            Class::Bucket(b)
+                        }
+                    }
+                    Parsed::Skip(r) => Class::Skip(r),
+                    Parsed::Invalid(r) => Class::Invalid(r),
+                },
+                Some("REMOVE") => match &batch.config.archive_bucket {
+                    Some(_) => match archive::extract(rec, batch.now_ms, logs) {
+                        archive::Extracted::Event(e) => Class::Audit(e),
+                        archive::Extracted::Skip(r) => Class::Skip(r),
+                        archive::Extracted::Invalid(r) => Class::Invalid(r),
+                    },
+                    None => Class::Skip("REMOVE record and archival is disabled".into()),
+                },
+                Some("INSERT") => Class::Skip("INSERT records carry no consumption".into()),
+                Some(other) => Class::Skip(format!("eventName {other:?} is not handled")),
+                None => Class::Invalid("record has no eventName".into()),
+            }
+        };
+        match &class {
+            Class::Invalid(reason) => {
+                Log::new(logs, LogLevel::Warning, "Invalid record")
+                    .n("record_index", rec.index)
+                    .raw("sequence_number", opt_json(rec.seq_raw()))
+                    .s("reason", reason);
+            }
+            Class::Skip(reason) if reason.starts_with("Skipping pre-migration") => {
+                let pk = rec.new_image.and_then(|n| event::get_s(n, "PK")).unwrap_or("");
+                Log::new(logs, LogLevel::Warning, reason.clone()).s("pk", pk).n("record_index", rec.index);
+            }
+            _ => {}
+        }
+        classes.push(class);
+    }
+    Classified { records, classes, keys }
+}
+
+fn opt_json(s: Option<String>) -> String {
+    match s {
+        Some(s) => {
+            let mut out = String::new();
+            plan::write_json_str(&mut out, &s);
+            out
+        }
+        None => "null".into(),
+    }
+}
+
+fn start(batch: &Batch) -> Result<Event, PlanError> {
+    batch.config.validate().map_err(PlanError::BadConfig)?;
+    Event::parse(batch.event_json)
+}
+
+fn timed<'a>(c: &'a Classified<'a>) -> (Vec<&'a BucketRecord<'a>>, Vec<snapshot::Timed<'a>>) {
+    let buckets: Vec<&BucketRecord> = c
+        .classes
+        .iter()
+        .filter_map(|cl| match cl {
+            Class::Bucket(b) => Some(&**b),
+            _ => None,
+        })
+        .collect();
+    let timed = buckets
+        .iter()
+        .filter_map(|b| c.keys.get(&b.index).map(|k| snapshot::Timed { rec: b, keys: k.clone() }))
+        .collect();
+    (buckets, timed)
+}
+
+fn finish(c: &Classified, plan: &mut Plan) {
+    let mut touched = vec![false; c.records.len()];
+    for w in &plan.writes {
+        for &i in &w.records {
+            if let Some(t) = touched.get_mut(i as usize) {
+                *t = true;
+            }
+        }
+    }
+    let counters = &mut plan.counters;
+    counters.records = c.records.len() as u32;
+    for (rec, class) in c.records.iter().zip(&c.classes) {
+        let status = match class {
+            Class::Bucket(b) => {
+                counters.bucket_records += 1;
+                if b.limits.is_empty() && !touched[rec.index as usize] {
+                    counters.skipped += 1;
+                    RecordStatus::Skipped("bucket change without a consumption counter in both images".into())
+                } else {
+                    RecordStatus::Used
+                }
+            }
+            Class::Audit(_) => {
+                counters.audit_records += 1;
+                RecordStatus::Used
+            }
+            Class::Skip(r) => {
+                counters.skipped += 1;
+                RecordStatus::Skipped(r.clone())
+            }
+            Class::Invalid(r) => {
+                counters.invalid += 1;
+                RecordStatus::Invalid(r.clone())
+            }
+        };
+        plan.outcomes.push(RecordOutcome { index: rec.index, sequence_number: rec.seq_raw(), status });
+    }
+}
+
+fn summary(plan: &mut Plan, batch: &Batch, message: &str) {
+    let mut log = Log::new(&mut plan.logs, LogLevel::Info, message).s("request_id", batch.invocation_id);
+    for (k, v) in plan.counters.fields() {
+        log = log.n(k, v);
+    }
+    log.n("writes", plan.writes.len());
+}
+
+/// Plan every write for a batch.
+pub fn plan(batch: &Batch) -> Result<Plan, PlanError> {
+    let ev = start(batch)?;
+    let cfg = batch.config;
+    let mut out = Plan::default();
+    let windows: Vec<&str> = cfg.windows.iter().map(|w| w.name()).collect();
+    Log::new(&mut out.logs, LogLevel::Info, "Batch processing started")
+        .s("request_id", batch.invocation_id)
+        .n("record_count", ev.records().len())
+        .list("windows", &windows)
+        .s("table_name", &cfg.table_name);
+    let c = classify(&ev, batch, &mut out.logs);
+    let (buckets, timed) = timed(&c);
+    let params = snapshot::Params {
+        table: &cfg.table_name,
+        windows: &cfg.windows,
+        now_ms: batch.now_ms,
+        ttl_days: cfg.snapshot_ttl_days,
+    };
+    snapshot::plan(
+        &timed,
+        &params,
+        &|_, _| Some(snapshot::Guard::Fresh),
+        &mut out.writes,
+        &mut out.logs,
+        &mut out.counters,
+    );
+    let states = bucket::aggregate(&buckets);
+    refill::plan(&states, &cfg.table_name, batch.now_ms, &mut out.writes, &mut out.logs, &mut out.counters);
+    shard::plan_bumps(&states, &cfg.table_name, cfg.max_shard_count, &mut out.writes, &mut out.logs, &mut out.counters);
+    shard::plan_propagation(
+        &buckets,
+        &cfg.table_name,
+        cfg.max_shard_count,
+        &mut out.writes,
+        &mut out.logs,
+        &mut out.counters,
+    );
+    if let Some(bucket) = &cfg.archive_bucket {
+        let events: Vec<archive::AuditEvent> = c
+            .classes
+            .iter()
+            .filter_map(|cl| match cl {
+                Class::Audit(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        archive::plan(&events, bucket, &mut out.writes, &mut out.logs, &mut out.counters);
+    }
+    finish(&c, &mut out);
+    summary(&mut out, batch, "Batch planned");
+    Ok(out)
+}
+
+fn key_strings(key: &[plan::Attribute]) -> Option<(String, String)> {
+    let get = |name: &str| -> Option<String> {
+        let a = key.iter().find(|a| a.name == name)?;
+        let v: serde_json::Value = serde_json::from_str(&a.value).ok()?;
+        Some(v.get("S")?.as_str()?.to_string())
+    };
+    Some((get("PK")?, get("SK")?))
+}
+
+/// Re-plan the snapshot writes of `batch` for the observed items only
+/// (ARCHITECTURE §5). Items whose observed watermarks are malformed get no
+/// write; their records are reported invalid with the reason.
+pub fn replan_snapshots(batch: &Batch, observed: &[ObservedItem]) -> Result<Plan, PlanError> {
+    let ev = start(batch)?;
+    let cfg = batch.config;
+    let mut out = Plan::default();
+    let mut seen: BTreeMap<(String, String), snapshot::Guard> = BTreeMap::new();
+    let mut broken: BTreeMap<(String, String), String> = BTreeMap::new();
+    for o in observed {
+        let Some(k) = key_strings(&o.key) else {
+            return Err(PlanError::BadEvent("observed item key has no PK/SK strings".into()));
+        };
+        let marks = match &o.item {
+            None => Ok(BTreeMap::new()),
+            Some(json) => match serde_json::from_str::<serde_json::Value>(json) {
+                Ok(serde_json::Value::Object(m)) => snapshot::observed_watermarks(&m),
+                _ => Err("observed item is not a DynamoDB JSON map".to_string()),
+            },
+        };
+        match marks {
+            Ok(m) => {
+                seen.insert(k, snapshot::Guard::Observed(m));
+            }
+            Err(e) => {
+                broken.insert(k, e);
+            }
+        }
+    }
+    let c = classify(&ev, batch, &mut Vec::new());
+    let (_, timed) = timed(&c);
+    let params = snapshot::Params {
+        table: &cfg.table_name,
+        windows: &cfg.windows,
+        now_ms: batch.now_ms,
+        ttl_days: cfg.snapshot_ttl_days,
+    };
+    snapshot::plan(
+        &timed,
+        &params,
+        &|pk, sk| seen.get(&(pk.to_string(), sk.to_string())).cloned(),
+        &mut out.writes,
+        &mut out.logs,
+        &mut out.counters,
+    );
+    let mut invalid: BTreeMap<u32, String> = BTreeMap::new();
+    if !broken.is_empty() {
+        let mut probe = Vec::new();
+        let mut scratch = (Vec::new(), plan::Counters::default());
+        snapshot::plan(
+            &timed,
+            &params,
+            &|pk, sk| broken.get(&(pk.to_string(), sk.to_string())).map(|_| snapshot::Guard::Fresh),
+            &mut probe,
+            &mut scratch.0,
+            &mut scratch.1,
+        );
+        for w in &probe {
+            if let plan::Operation::UpdateItem(u) = &w.operation {
+                let reason = key_strings(&u.key).and_then(|k| broken.get(&k).cloned()).unwrap_or_default();
+                Log::new(&mut out.logs, LogLevel::Error, "Snapshot item has a malformed watermark; not written")
+                    .raw("key", format!("{{\"PK\":{},\"SK\":{}}}", u.key[0].value, u.key[1].value))
+                    .s("reason", &reason);
+                for &i in &w.records {
+                    invalid.insert(i, format!("snapshot item watermark is malformed: {reason}"));
+                }
+            }
+        }
+    }
+    finish(&c, &mut out);
+    for o in &mut out.outcomes {
+        if let Some(r) = invalid.remove(&o.index) {
+            o.status = RecordStatus::Invalid(r);
+        }
+    }
+    summary(&mut out, batch, "Snapshots re-planned");
+    Ok(out)
+}
+
+/// Plan and render canonical JSON in one call.
+pub fn plan_json(batch: &Batch) -> Result<String, PlanError> {
+    plan(batch).map(|p| plan::canonical_json(&p))
+}

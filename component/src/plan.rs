@@ -1,0 +1,666 @@
+//! The plan: native mirror of the WIT `plan` record, a builder used by the
+//! stages, and the canonical JSON rendering every host reproduces.
+//!
+//! Canonical JSON (see `tests/conformance/README.md`): compact, fields in the
+//! order written below, lists in plan order, attribute values and log field
+//! values spliced verbatim (they are already compact JSON), bodies as standard
+//! base64 with padding. Strings escape only `"`, `\` and characters below
+//! U+0020 (`\b \t \n \f \r` short, the rest `\u00xx` lowercase); everything
+//! else is raw UTF-8. Every number in the plan is a `u32`.
+
+use crate::config::Config;
+
+/// A named DynamoDB attribute value; `value` is compact DynamoDB JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    /// Attribute name or `:placeholder`.
+    pub name: String,
+    /// Compact DynamoDB JSON of the value.
+    pub value: String,
+}
+
+impl Attribute {
+    /// A string attribute.
+    pub fn s(name: impl Into<String>, value: &str) -> Self {
+        let mut v = String::with_capacity(value.len() + 8);
+        v.push_str("{\"S\":");
+        write_json_str(&mut v, value);
+        v.push('}');
+        Attribute { name: name.into(), value: v }
+    }
+
+    /// A number attribute from any integer.
+    pub fn n(name: impl Into<String>, value: impl std::fmt::Display) -> Self {
+        Attribute { name: name.into(), value: format!("{{\"N\":\"{value}\"}}") }
+    }
+
+    /// An attribute whose value is already DynamoDB JSON.
+    pub fn raw(name: impl Into<String>, value: String) -> Self {
+        Attribute { name: name.into(), value }
+    }
+}
+
+/// An expression attribute-name placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpressionName {
+    /// `#placeholder`.
+    pub placeholder: String,
+    /// The real attribute name.
+    pub name: String,
+}
+
+/// DynamoDB UpdateItem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateItem {
+    /// Target table.
+    pub table_name: String,
+    /// `PK`, `SK`.
+    pub key: Vec<Attribute>,
+    /// UpdateExpression.
+    pub update_expression: String,
+    /// ConditionExpression.
+    pub condition_expression: Option<String>,
+    /// ExpressionAttributeNames.
+    pub names: Vec<ExpressionName>,
+    /// ExpressionAttributeValues.
+    pub values: Vec<Attribute>,
+}
+
+/// DynamoDB PutItem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutItem {
+    /// Target table.
+    pub table_name: String,
+    /// The item.
+    pub item: Vec<Attribute>,
+    /// ConditionExpression.
+    pub condition_expression: Option<String>,
+    /// ExpressionAttributeNames.
+    pub names: Vec<ExpressionName>,
+    /// ExpressionAttributeValues.
+    pub values: Vec<Attribute>,
+}
+
+/// S3 PutObject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutObject {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// Content-Type.
+    pub content_type: String,
+    /// Content-Encoding.
+    pub content_encoding: String,
+}
+
+/// One AWS request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// UpdateItem.
+    UpdateItem(UpdateItem),
+    /// PutItem.
+    PutItem(PutItem),
+    /// PutObject.
+    PutObject(PutObject),
+}
+
+/// Why a write exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Purpose {
+    /// Snapshot counters.
+    Snapshot,
+    /// Bucket refill.
+    Refill,
+    /// Shard doubling.
+    ShardBump,
+    /// Shard propagation.
+    ShardPropagate,
+    /// Audit archive object.
+    Archive,
+}
+
+impl Purpose {
+    /// Kebab-case name, as in WIT.
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::Snapshot => "snapshot",
+            Purpose::Refill => "refill",
+            Purpose::ShardBump => "shard-bump",
+            Purpose::ShardPropagate => "shard-propagate",
+            Purpose::Archive => "archive",
+        }
+    }
+}
+
+/// Meaning of a failed condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConditionFailure {
+    /// Expected; count and move on.
+    Ignore,
+    /// Observe watermarks and re-plan.
+    ResolveWatermarks,
+}
+
+impl OnConditionFailure {
+    /// Kebab-case name, as in WIT.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnConditionFailure::Ignore => "ignore",
+            OnConditionFailure::ResolveWatermarks => "resolve-watermarks",
+        }
+    }
+}
+
+/// One planned request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// Why.
+    pub purpose: Purpose,
+    /// What.
+    pub operation: Operation,
+    /// Condition failure semantics.
+    pub on_condition_failure: OnConditionFailure,
+    /// Source record indices, ascending, unique.
+    pub records: Vec<u32>,
+}
+
+/// Verdict for one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordStatus {
+    /// Acted on.
+    Used,
+    /// Deliberately not acted on.
+    Skipped(String),
+    /// Malformed.
+    Invalid(String),
+}
+
+/// Outcome of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOutcome {
+    /// Record index.
+    pub index: u32,
+    /// Sequence number, if any.
+    pub sequence_number: Option<String>,
+    /// Verdict.
+    pub status: RecordStatus,
+}
+
+/// Log severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Detail.
+    Debug,
+    /// Progress.
+    Info,
+    /// Suspicious, nothing lost.
+    Warning,
+    /// Could not plan something.
+    Error,
+}
+
+impl LogLevel {
+    /// Upper-case name as the Python aggregator prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+/// A structured log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Severity.
+    pub level: LogLevel,
+    /// Message.
+    pub message: String,
+    /// `(name, compact JSON value)` pairs.
+    pub fields: Vec<(String, String)>,
+}
+
+/// Plan counters (see WIT `counters`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records in the event.
+    pub records: u32,
+    /// Bucket MODIFY records parsed.
+    pub bucket_records: u32,
+    /// Audit REMOVEs archived.
+    pub audit_records: u32,
+    /// Skipped records.
+    pub skipped: u32,
+    /// Invalid records.
+    pub invalid: u32,
+    /// Consumption deltas.
+    pub deltas: u32,
+    /// Deltas timed by `rf`.
+    pub window_time_from_rf: u32,
+    /// Deltas of reserved limit names.
+    pub reserved_limit_deltas: u32,
+    /// Snapshot writes.
+    pub snapshot_writes: u32,
+    /// Refill writes.
+    pub refill_writes: u32,
+    /// Shard bump writes.
+    pub shard_bump_writes: u32,
+    /// Propagation writes.
+    pub shard_propagate_writes: u32,
+    /// Archive objects.
+    pub archive_objects: u32,
+    /// Archived events.
+    pub archived_events: u32,
+}
+
+impl Counters {
+    /// `(name, value)` pairs in canonical order.
+    pub fn fields(&self) -> [(&'static str, u32); 14] {
+        [
+            ("records", self.records),
+            ("bucket_records", self.bucket_records),
+            ("audit_records", self.audit_records),
+            ("skipped", self.skipped),
+            ("invalid", self.invalid),
+            ("deltas", self.deltas),
+            ("window_time_from_rf", self.window_time_from_rf),
+            ("reserved_limit_deltas", self.reserved_limit_deltas),
+            ("snapshot_writes", self.snapshot_writes),
+            ("refill_writes", self.refill_writes),
+            ("shard_bump_writes", self.shard_bump_writes),
+            ("shard_propagate_writes", self.shard_propagate_writes),
+            ("archive_objects", self.archive_objects),
+            ("archived_events", self.archived_events),
+        ]
+    }
+}
+
+/// The planner's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Writes, stable order.
+    pub writes: Vec<Write>,
+    /// One per record.
+    pub outcomes: Vec<RecordOutcome>,
+    /// Logs, in order.
+    pub logs: Vec<LogEntry>,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// A whole-batch failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    /// Event unusable.
+    BadEvent(String),
+    /// Config unusable.
+    BadConfig(String),
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanError::BadEvent(m) => write!(f, "bad event: {m}"),
+            PlanError::BadConfig(m) => write!(f, "bad config: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// Input of one planning call.
+#[derive(Debug, Clone)]
+pub struct Batch<'a> {
+    /// Lambda event JSON.
+    pub event_json: &'a str,
+    /// Configuration.
+    pub config: &'a Config,
+    /// Now, epoch ms.
+    pub now_ms: i64,
+    /// Invocation id (logs only).
+    pub invocation_id: &'a str,
+}
+
+/// A snapshot item observed by the host after a watermark conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedItem {
+    /// `PK`, `SK` of the write.
+    pub key: Vec<Attribute>,
+    /// The item as DynamoDB JSON, if it exists.
+    pub item: Option<String>,
+}
+
+/// Structured log builder: fields are rendered to compact JSON on insertion.
+#[derive(Debug)]
+pub struct Log<'p> {
+    entry: LogEntry,
+    sink: &'p mut Vec<LogEntry>,
+}
+
+impl<'p> Log<'p> {
+    /// Start a log entry; it is pushed when dropped.
+    pub fn new(sink: &'p mut Vec<LogEntry>, level: LogLevel, message: impl Into<String>) -> Self {
+        Log { entry: LogEntry { level, message: message.into(), fields: Vec::new() }, sink }
+    }
+
+    /// Add a string field.
+    pub fn s(mut self, name: &str, value: &str) -> Self {
+        let mut v = String::with_capacity(value.len() + 2);
+        write_json_str(&mut v, value);
+        self.entry.fields.push((name.to_string(), v));
+        self
+    }
+
+    /// Add a numeric field.
+    pub fn n(mut self, name: &str, value: impl std::fmt::Display) -> Self {
+        self.entry.fields.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Add a field whose value is already compact JSON.
+    pub fn raw(mut self, name: &str, json: String) -> Self {
+        self.entry.fields.push((name.to_string(), json));
+        self
+    }
+
+    /// Add a list-of-strings field.
+    pub fn list(self, name: &str, items: &[&str]) -> Self {
+        let mut v = String::from("[");
+        for (i, it) in items.iter().enumerate() {
+            if i > 0 {
+                v.push(',');
+            }
+            write_json_str(&mut v, it);
+        }
+        v.push(']');
+        self.raw(name, v)
+    }
+}
+
+impl Drop for Log<'_> {
+    fn drop(&mut self) {
+        let entry = std::mem::replace(
+            &mut self.entry,
+            LogEntry { level: LogLevel::Debug, message: String::new(), fields: Vec::new() },
+        );
+        self.sink.push(entry);
+    }
+}
+
+/// Append a JSON string literal with the canonical escaping (see module docs).
+pub fn write_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0x08 => Some("\\b"),
+            0x0c => Some("\\f"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        match esc {
+            Some(e) => out.push_str(e),
+            None => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 0xf) as usize] as char);
+            }
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Standard base64 with padding.
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b0 = chunk[0] as u32;
+        let b1 = chunk.get(1).copied().unwrap_or(0) as u32;
+        let b2 = chunk.get(2).copied().unwrap_or(0) as u32;
+        let n = (b0 << 16) | (b1 << 8) | b2;
+        out.push(ALPHABET[(n >> 18) as usize & 63] as char);
+        out.push(ALPHABET[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 { ALPHABET[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 2 { ALPHABET[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
+fn write_attr_map(out: &mut String, attrs: &[Attribute]) {
+    out.push('{');
+    for (i, a) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_str(out, &a.name);
+        out.push(':');
+        out.push_str(&a.value);
+    }
+    out.push('}');
+}
+
+fn write_names(out: &mut String, names: &[ExpressionName]) {
+    out.push('{');
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_str(out, &n.placeholder);
+        out.push(':');
+        write_json_str(out, &n.name);
+    }
+    out.push('}');
+}
+
+fn write_opt_str(out: &mut String, s: &Option<String>) {
+    match s {
+        Some(s) => write_json_str(out, s),
+        None => out.push_str("null"),
+    }
+}
+
+fn write_operation(out: &mut String, op: &Operation) {
+    match op {
+        Operation::UpdateItem(u) => {
+            out.push_str("{\"type\":\"update-item\",\"table_name\":");
+            write_json_str(out, &u.table_name);
+            out.push_str(",\"key\":");
+            write_attr_map(out, &u.key);
+            out.push_str(",\"update_expression\":");
+            write_json_str(out, &u.update_expression);
+            out.push_str(",\"condition_expression\":");
+            write_opt_str(out, &u.condition_expression);
+            out.push_str(",\"names\":");
+            write_names(out, &u.names);
+            out.push_str(",\"values\":");
+            write_attr_map(out, &u.values);
+            out.push('}');
+        }
+        Operation::PutItem(p) => {
+            out.push_str("{\"type\":\"put-item\",\"table_name\":");
+            write_json_str(out, &p.table_name);
+            out.push_str(",\"item\":");
+            write_attr_map(out, &p.item);
+            out.push_str(",\"condition_expression\":");
+            write_opt_str(out, &p.condition_expression);
+            out.push_str(",\"names\":");
+            write_names(out, &p.names);
+            out.push_str(",\"values\":");
+            write_attr_map(out, &p.values);
+            out.push('}');
+        }
+        Operation::PutObject(o) => {
+            out.push_str("{\"type\":\"put-object\",\"bucket\":");
+            write_json_str(out, &o.bucket);
+            out.push_str(",\"key\":");
+            write_json_str(out, &o.key);
+            out.push_str(",\"content_type\":");
+            write_json_str(out, &o.content_type);
+            out.push_str(",\"content_encoding\":");
+            write_json_str(out, &o.content_encoding);
+            out.push_str(",\"body_base64\":\"");
+            out.push_str(&base64(&o.body));
+            out.push_str("\"}");
+        }
+    }
+}
+
+fn write_u32_list(out: &mut String, xs: &[u32]) {
+    out.push('[');
+    for (i, x) in xs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&x.to_string());
+    }
+    out.push(']');
+}
+
+/// Render a plan as canonical JSON (no trailing newline).
+pub fn canonical_json(plan: &Plan) -> String {
+    let mut out = String::with_capacity(256 + plan.writes.len() * 700 + plan.outcomes.len() * 64);
+    out.push_str("{\"writes\":[");
+    for (i, w) in plan.writes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"purpose\":\"");
+        out.push_str(w.purpose.name());
+        out.push_str("\",\"on_condition_failure\":\"");
+        out.push_str(w.on_condition_failure.name());
+        out.push_str("\",\"records\":");
+        write_u32_list(&mut out, &w.records);
+        out.push_str(",\"operation\":");
+        write_operation(&mut out, &w.operation);
+        out.push('}');
+    }
+    out.push_str("],\"outcomes\":[");
+    for (i, o) in plan.outcomes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"index\":");
+        out.push_str(&o.index.to_string());
+        out.push_str(",\"sequence_number\":");
+        write_opt_str(&mut out, &o.sequence_number);
+        match &o.status {
+            RecordStatus::Used => out.push_str(",\"status\":\"used\",\"reason\":null}"),
+            RecordStatus::Skipped(r) => {
+                out.push_str(",\"status\":\"skipped\",\"reason\":");
+                write_json_str(&mut out, r);
+                out.push('}');
+            }
+            RecordStatus::Invalid(r) => {
+                out.push_str(",\"status\":\"invalid\",\"reason\":");
+                write_json_str(&mut out, r);
+                out.push('}');
+            }
+        }
+    }
+    out.push_str("],\"logs\":[");
+    for (i, l) in plan.logs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"level\":\"");
+        out.push_str(l.level.name());
+        out.push_str("\",\"message\":");
+        write_json_str(&mut out, &l.message);
+        out.push_str(",\"fields\":{");
+        for (j, (k, v)) in l.fields.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            write_json_str(&mut out, k);
+            out.push(':');
+            out.push_str(v);
+        }
+        out.push_str("}}");
+    }
+    out.push_str("],\"counters\":{");
+    for (i, (k, v)) in plan.counters.fields().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(k);
+        out.push_str("\":");
+        out.push_str(&v.to_string());
+    }
+    out.push_str("}}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_string_escaping_is_canonical() {
+        let mut s = String::new();
+        write_json_str(&mut s, "a\"b\\c\n\r\t\u{8}\u{c}\u{1}\u{1f}/é😀\u{7f}");
+        assert_eq!(s, "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f/é😀\u{7f}\"");
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+        assert_eq!(base64(&[0xff, 0xfe, 0xfd]), "//79");
+    }
+
+    #[test]
+    fn attribute_constructors_render_dynamodb_json() {
+        assert_eq!(Attribute::s("PK", "a\"b").value, "{\"S\":\"a\\\"b\"}");
+        assert_eq!(Attribute::n(":v", -12i128).value, "{\"N\":\"-12\"}");
+    }
+
+    #[test]
+    fn empty_plan_renders_every_section() {
+        let json = canonical_json(&Plan::default());
+        assert!(json.starts_with("{\"writes\":[],\"outcomes\":[],\"logs\":[],\"counters\":{\"records\":0,"));
+        assert!(json.ends_with("\"archived_events\":0}}"));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["counters"].as_object().unwrap().len(), 14);
+    }
+
+    #[test]
+    fn log_builder_pushes_on_drop() {
+        let mut logs = Vec::new();
+        Log::new(&mut logs, LogLevel::Info, "m").s("a", "x").n("b", 3).list("c", &["p", "q"]);
+        assert_eq!(logs.len(), 1);
+        assert_eq!(
+            logs[0].fields,
+            vec![
+                ("a".to_string(), "\"x\"".to_string()),
+                ("b".to_string(), "3".to_string()),
+                ("c".to_string(), "[\"p\",\"q\"]".to_string())
+            ]
+        );
+    }
+}

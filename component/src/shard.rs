@@ -1,0 +1,238 @@
+//! Hot-bucket sharding: proactive doubling (SPEC §6.1) and propagation of a
+//! raised `shard_count` to the other shards (SPEC §6.2).
+//!
+//! Kept: the trigger (stored `b_wcu_tk / b_wcu_cp < 0.2` on shard 0), the
+//! conditions, the clone semantics and per-shard capacity arithmetic of new
+//! shards (`tk = cp // new` for user limits, `tk = cp` for wcu, `tc = 0`).
+//! Fixed: W12 (a configurable maximum shard count), W11/W17 (the latest image by
+//! sequence number decides), W8 (runs on every batch), W20 (only new-format
+//! buckets are sharded), W9 (placeholders).
+//!
+//! Propagation is coalesced per shard-0 bucket: the latest raising image is
+//! cloned, existing shards are raised with `shard_count < :new`, and shards
+//! that may not exist yet are created with `attribute_not_exists(PK)`. For a
+//! shard that may or may not exist both writes are planned; whichever order
+//! they run in, the result is the same (create with the new count, or raise).
+
+use crate::bucket::{bucket_pk, split_limit_attr, BucketRecord, BucketState, Format};
+use crate::event::{av_json, get_n};
+use crate::plan::{
+    Attribute, Counters, ExpressionName, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, PutItem,
+    UpdateItem, Write,
+};
+use crate::refill::floor_div;
+
+/// Doubling threshold: stored wcu tokens below this fraction of capacity.
+pub const THRESHOLD: f64 = 0.2;
+
+/// `tk / cp < 0.2` with Python's semantics: the correctly rounded quotient
+/// compared with the double nearest 0.2. Exact when both fit in 53 bits (the
+/// realistic case); beyond that the exact rational test `5 tk < cp` is used.
+pub fn below_threshold(tk: i128, cp: i128) -> (bool, f64) {
+    const EXACT: i128 = 1 << 53;
+    let ratio = tk as f64 / cp as f64;
+    if tk.abs() < EXACT && cp.abs() < EXACT {
+        (ratio < THRESHOLD, ratio)
+    } else {
+        (tk.saturating_mul(5) < cp, ratio)
+    }
+}
+
+/// `round(x, 2)` for logging.
+fn round2(x: f64) -> String {
+    let r = (x * 100.0).round() / 100.0;
+    let mut s = String::new();
+    crate::pyjson::write_python_float(&mut s, r);
+    s
+}
+
+/// Plan proactive doublings.
+pub fn plan_bumps(
+    states: &[BucketState],
+    table: &str,
+    max_shards: u32,
+    writes: &mut Vec<Write>,
+    logs: &mut Vec<LogEntry>,
+    counters: &mut Counters,
+) {
+    for state in states {
+        let rec = state.latest;
+        if !matches!(rec.format, Format::New { .. }) || rec.shard_id != 0 {
+            continue;
+        }
+        let Some(wcu) = state.limits.iter().find(|l| l.name == "wcu") else { continue };
+        if wcu.cp <= 0 {
+            continue;
+        }
+        let (below, ratio) = below_threshold(wcu.tk, wcu.cp);
+        if !below {
+            continue;
+        }
+        let old = rec.shard_count;
+        let new = old.saturating_mul(2);
+        if new > max_shards as i128 {
+            Log::new(logs, LogLevel::Warning, "Proactive shard doubling capped at maximum shard count")
+                .s("entity_id", rec.entity)
+                .s("resource", rec.resource)
+                .n("shard_count", old)
+                .n("max_shard_count", max_shards)
+                .raw("token_ratio", round2(ratio));
+            continue;
+        }
+        writes.push(Write {
+            purpose: Purpose::ShardBump,
+            operation: Operation::UpdateItem(UpdateItem {
+                table_name: table.to_string(),
+                key: vec![Attribute::s("PK", rec.pk), Attribute::s("SK", rec.sk)],
+                update_expression: "SET #sc = :new".into(),
+                condition_expression: Some("#sc = :old".into()),
+                names: vec![ExpressionName { placeholder: "#sc".into(), name: "shard_count".into() }],
+                values: vec![Attribute::n(":new", new), Attribute::n(":old", old)],
+            }),
+            on_condition_failure: OnConditionFailure::Ignore,
+            records: state.records.clone(),
+        });
+        counters.shard_bump_writes += 1;
+        Log::new(logs, LogLevel::Info, "Proactive shard doubling planned")
+            .s("entity_id", rec.entity)
+            .s("resource", rec.resource)
+            .n("old_count", old)
+            .n("new_count", new)
+            .raw("token_ratio", round2(ratio));
+    }
+}
+
+/// Whether a bucket record raises `shard_count` on a new-format shard 0.
+pub fn raises_shard_count(rec: &BucketRecord) -> bool {
+    matches!(rec.format, Format::New { .. })
+        && rec.shard_id == 0
+        && get_n(rec.new_image, "shard_count").is_some()
+        && rec.old_shard_count.is_some_and(|old| rec.shard_count > old)
+}
+
+/// Plan propagation for every shard-0 bucket whose count was raised in the batch.
+pub fn plan_propagation(
+    records: &[&BucketRecord],
+    table: &str,
+    max_shards: u32,
+    writes: &mut Vec<Write>,
+    logs: &mut Vec<LogEntry>,
+    counters: &mut Counters,
+) {
+    let raising: Vec<&BucketRecord> = records.iter().copied().filter(|r| raises_shard_count(r)).collect();
+    let mut done: Vec<&str> = Vec::new();
+    for r in &raising {
+        if done.contains(&r.pk) {
+            continue;
+        }
+        done.push(r.pk);
+        let group: Vec<&BucketRecord> = raising.iter().copied().filter(|x| x.pk == r.pk).collect();
+        let Some(latest) = group.iter().copied().max_by(|a, b| a.seq.cmp(&b.seq)) else { continue };
+        let first_old = group.iter().filter_map(|x| x.old_shard_count).min().unwrap_or(1);
+        let latest_old = latest.old_shard_count.unwrap_or(1);
+        let new = latest.shard_count;
+        let limit = new.min(max_shards as i128);
+        if new > max_shards as i128 {
+            Log::new(logs, LogLevel::Warning, "Shard count above maximum; propagation limited")
+                .s("entity_id", latest.entity)
+                .s("resource", latest.resource)
+                .n("shard_count", new)
+                .n("max_shard_count", max_shards);
+        }
+        let mut indices: Vec<u32> = group.iter().map(|x| x.index).collect();
+        indices.sort_unstable();
+        let mut planned = 0u32;
+        for t in 1..latest_old.min(limit) {
+            writes.push(Write {
+                purpose: Purpose::ShardPropagate,
+                operation: Operation::UpdateItem(UpdateItem {
+                    table_name: table.to_string(),
+                    key: vec![
+                        Attribute::s("PK", &bucket_pk(latest.ns, latest.entity, latest.resource, t)),
+                        Attribute::s("SK", latest.sk),
+                    ],
+                    update_expression: "SET #sc = :new".into(),
+                    condition_expression: Some("#sc < :new".into()),
+                    names: vec![ExpressionName { placeholder: "#sc".into(), name: "shard_count".into() }],
+                    values: vec![Attribute::n(":new", new)],
+                }),
+                on_condition_failure: OnConditionFailure::Ignore,
+                records: indices.clone(),
+            });
+            planned += 1;
+        }
+        for t in first_old.max(1)..limit {
+            writes.push(Write {
+                purpose: Purpose::ShardPropagate,
+                operation: Operation::PutItem(PutItem {
+                    table_name: table.to_string(),
+                    item: clone_item(latest, t, new),
+                    condition_expression: Some("attribute_not_exists(#pk)".into()),
+                    names: vec![ExpressionName { placeholder: "#pk".into(), name: "PK".into() }],
+                    values: vec![],
+                }),
+                on_condition_failure: OnConditionFailure::Ignore,
+                records: indices.clone(),
+            });
+            planned += 1;
+        }
+        counters.shard_propagate_writes += planned;
+        Log::new(logs, LogLevel::Info, "Shard count propagation planned")
+            .s("entity_id", latest.entity)
+            .s("resource", latest.resource)
+            .n("new_count", new)
+            .n("writes", planned);
+    }
+}
+
+/// The item of a new shard `t`: shard 0's NewImage with keys, `shard_count` and
+/// per-shard tokens replaced (SPEC §6.2 step 5), in Python dict order.
+pub fn clone_item(src: &BucketRecord, t: i128, new: i128) -> Vec<Attribute> {
+    let mut item: Vec<Attribute> = src.new_image.iter().map(|(k, v)| Attribute::raw(k.clone(), av_json(v))).collect();
+    let mut set = |name: String, value: Attribute| match item.iter_mut().find(|a| a.name == name) {
+        Some(a) => a.value = value.value,
+        None => item.push(Attribute { name, value: value.value }),
+    };
+    let (ns, e, r) = (src.ns, src.entity, src.resource);
+    set("PK".into(), Attribute::s("", &bucket_pk(ns, e, r, t)));
+    set("GSI2SK".into(), Attribute::s("", &format!("BUCKET#{e}#{t}")));
+    set("GSI3SK".into(), Attribute::s("", &format!("BUCKET#{r}#{t}")));
+    set("GSI4SK".into(), Attribute::s("", &format!("BUCKET#{e}#{r}#{t}")));
+    set("shard_count".into(), Attribute::n("", new));
+    for attr in src.new_image.keys() {
+        let Some((name, "cp")) = split_limit_attr(attr) else { continue };
+        let Some(cp) = get_n(src.new_image, attr).and_then(|s| crate::event::parse_int(attr, s).ok()) else {
+            continue;
+        };
+        let tk = if name == "wcu" { cp } else { floor_div(cp, new).unwrap_or(cp) };
+        set(format!("b_{name}_tk"), Attribute::n("", tk));
+        set(format!("b_{name}_tc"), Attribute::n("", 0));
+    }
+    item
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_is_strict_spec_6_1() {
+        assert!(below_threshold(150_000, 1_000_000).0);
+        assert!(!below_threshold(250_000, 1_000_000).0);
+        assert!(!below_threshold(200_000, 1_000_000).0, "exactly 20% does not trigger");
+        assert!(below_threshold(199_999, 1_000_000).0);
+        assert!(below_threshold(0, 1_000_000).0);
+        assert!(below_threshold(-5, 1_000_000).0);
+        assert!(below_threshold(100_000, 1_000_000).0);
+        let big = 1i128 << 80;
+        assert!(!below_threshold(big, big * 5).0, "exact rational test beyond 2^53");
+        assert!(below_threshold(big - 1, big * 5).0);
+    }
+
+    #[test]
+    fn ratio_rounds_for_logs() {
+        assert_eq!(round2(0.15), "0.15");
+        assert_eq!(round2(0.0), "0.0");
+        assert_eq!(round2(0.1299), "0.13");
+    }
+}

@@ -1,0 +1,391 @@
+//! Usage snapshots: consumption deltas (SPEC §3) coalesced into one UpdateItem
+//! per snapshot item per batch (W6), with exactly-once watermarks
+//! (ARCHITECTURE §5).
+//!
+//! Item layout is upstream's flat schema (SPEC §4.2), readable by zae-limiter's
+//! snapshot reader (SPEC §9), with these decisions:
+//! * W4: hourly items keep `#USAGE#{resource}#{key}`; daily and monthly items are
+//!   `#USAGE#{resource}#{key}#{window}` so the three windows never share an item.
+//! * W5: the window time is the record's `ApproximateCreationDateTime`; `rf` only
+//!   when that is absent (counted).
+//! * W7 kept: each counter gains `floor_div(delta, 1000)` per delta and
+//!   `total_events` gains 1 per delta, exactly the sums of upstream's writes.
+//! * W9: every name goes through a placeholder; a limit whose name collides with
+//!   a snapshot attribute is not written (counted and logged).
+//! * Watermarks: per contributing bucket item a string attribute `wm#…` holds the
+//!   highest applied sequence number, zero-padded to 40 digits (never N: the
+//!   reader treats every N as a counter).
+
+use std::collections::BTreeMap;
+
+use crate::bucket::BucketRecord;
+use crate::event::{Image, Seq};
+use crate::plan::{
+    Attribute, Counters, ExpressionName, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, UpdateItem,
+    Write,
+};
+use crate::window::{window_key, Window};
+
+/// Attribute names a limit counter may not take (they hold snapshot metadata).
+pub const RESERVED: [&str; 12] = [
+    "PK",
+    "SK",
+    "entity_id",
+    "resource",
+    "window",
+    "window_start",
+    "total_events",
+    "GSI2PK",
+    "GSI2SK",
+    "GSI4PK",
+    "GSI4SK",
+    "ttl",
+];
+
+/// Prefix of watermark attributes.
+pub const WATERMARK_PREFIX: &str = "wm#";
+
+/// Whether a limit name cannot be a counter attribute.
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED.contains(&name) || name.starts_with(WATERMARK_PREFIX)
+}
+
+/// Python `//` for a positive divisor.
+pub fn floor_div(a: i128, b: i128) -> i128 {
+    a.div_euclid(b)
+}
+
+/// Sort key of a snapshot item (W4).
+pub fn snapshot_sk(resource: &str, window: Window, key: &str) -> String {
+    match window {
+        Window::Hourly => format!("#USAGE#{resource}#{key}"),
+        _ => format!("#USAGE#{resource}#{key}#{}", window.name()),
+    }
+}
+
+/// PK of an entity's items.
+pub fn entity_pk(ns: &str, entity: &str) -> String {
+    format!("{ns}/ENTITY#{entity}")
+}
+
+/// The window time of a record (W5) and whether it fell back to `rf`.
+pub fn window_time(rec: &BucketRecord) -> (i64, bool) {
+    match rec.approx_ms {
+        Some(ms) => (ms, false),
+        None => {
+            let rf = rec.rf_ms.unwrap_or(0).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+            (rf, true)
+        }
+    }
+}
+
+/// Whether a record produces consumption deltas (non-wcu, non-zero).
+pub fn has_deltas(rec: &BucketRecord) -> bool {
+    rec.limits.iter().any(|l| l.name != "wcu" && l.tc_delta != 0)
+}
+
+/// Window keys of a record for the configured windows; an error makes the
+/// record invalid (its time cannot be represented).
+pub fn window_keys(rec: &BucketRecord, windows: &[Window]) -> Result<Vec<String>, String> {
+    let (ts, _) = window_time(rec);
+    windows.iter().map(|&w| window_key(w, ts).map_err(|e| format!("window time {ts} ms: {e}"))).collect()
+}
+
+#[derive(Debug)]
+struct Source {
+    attr: String,
+    first: Seq,
+    last: Seq,
+}
+
+#[derive(Debug)]
+struct Item<'a> {
+    pk: String,
+    sk: String,
+    ns: &'a str,
+    entity: &'a str,
+    resource: &'a str,
+    window: Window,
+    key: String,
+    limits: Vec<(&'a str, i128)>,
+    total_events: u64,
+    sources: Vec<Source>,
+    records: Vec<u32>,
+}
+
+/// How a write guards its watermarks.
+#[derive(Debug, Clone)]
+pub enum Guard {
+    /// First attempt: each source's watermark is absent or below its first
+    /// contribution.
+    Fresh,
+    /// Re-plan: each source's watermark is exactly what was observed.
+    Observed(BTreeMap<String, Option<Seq>>),
+}
+
+/// One bucket record with its window keys, ready for snapshot planning.
+pub struct Timed<'a> {
+    /// The record.
+    pub rec: &'a BucketRecord<'a>,
+    /// One key per configured window, same order.
+    pub keys: Vec<String>,
+}
+
+/// Parameters of snapshot planning.
+pub struct Params<'a> {
+    /// Target table.
+    pub table: &'a str,
+    /// Configured windows.
+    pub windows: &'a [Window],
+    /// Now, epoch ms.
+    pub now_ms: i64,
+    /// TTL days.
+    pub ttl_days: u32,
+}
+
+/// Plan snapshot writes. `select` chooses which items to plan and how to guard
+/// them: `Some(Guard::Fresh)` for a first plan, `Some(Guard::Observed(..))` for
+/// a re-plan, `None` to leave the item out.
+pub fn plan(
+    timed: &[Timed],
+    p: &Params,
+    select: &dyn Fn(&str, &str) -> Option<Guard>,
+    writes: &mut Vec<Write>,
+    logs: &mut Vec<LogEntry>,
+    counters: &mut Counters,
+) {
+    let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut items: Vec<Item> = Vec::new();
+    let mut guards: Vec<Guard> = Vec::new();
+    for t in timed {
+        let rec = t.rec;
+        let (_, from_rf) = window_time(rec);
+        let pk = entity_pk(rec.ns, rec.entity);
+        let source_attr = rec.watermark_attr();
+        for l in rec.limits.iter().filter(|l| l.name != "wcu" && l.tc_delta != 0) {
+            for (w, key) in p.windows.iter().zip(&t.keys) {
+                let sk = snapshot_sk(rec.resource, *w, key);
+                let Some(guard) = select(&pk, &sk) else { continue };
+                if let Guard::Observed(seen) = &guard {
+                    if let Some(Some(wm)) = seen.get(&source_attr) {
+                        if rec.seq <= *wm {
+                            continue;
+                        }
+                    }
+                }
+                if *w == p.windows[0] {
+                    counters.deltas += 1;
+                    counters.window_time_from_rf += from_rf as u32;
+                }
+                if is_reserved(&l.name) {
+                    if *w == p.windows[0] {
+                        counters.reserved_limit_deltas += 1;
+                        Log::new(
+                            logs,
+                            LogLevel::Warning,
+                            "Limit name collides with a snapshot attribute; delta not recorded",
+                        )
+                        .n("record_index", rec.index)
+                        .s("sequence_number", rec.seq.raw())
+                        .s("entity_id", rec.entity)
+                        .s("resource", rec.resource)
+                        .s("limit_name", &l.name)
+                        .n("tokens_delta", floor_div(l.tc_delta, 1000));
+                    }
+                    continue;
+                }
+                let slot = *index.entry((pk.clone(), sk.clone())).or_insert_with(|| {
+                    items.push(Item {
+                        pk: pk.clone(),
+                        sk,
+                        ns: rec.ns,
+                        entity: rec.entity,
+                        resource: rec.resource,
+                        window: *w,
+                        key: key.clone(),
+                        limits: Vec::new(),
+                        total_events: 0,
+                        sources: Vec::new(),
+                        records: Vec::new(),
+                    });
+                    guards.push(guard);
+                    items.len() - 1
+                });
+                let item = &mut items[slot];
+                let tokens = floor_div(l.tc_delta, 1000);
+                match item.limits.iter_mut().find(|(n, _)| *n == l.name) {
+                    Some((_, sum)) => *sum += tokens,
+                    None => item.limits.push((&l.name, tokens)),
+                }
+                item.total_events += 1;
+                match item.sources.iter_mut().find(|s| s.attr == source_attr) {
+                    Some(s) => {
+                        if rec.seq < s.first {
+                            s.first = rec.seq.clone();
+                        }
+                        if rec.seq > s.last {
+                            s.last = rec.seq.clone();
+                        }
+                    }
+                    None => item.sources.push(Source {
+                        attr: source_attr.clone(),
+                        first: rec.seq.clone(),
+                        last: rec.seq.clone(),
+                    }),
+                }
+                if item.records.last() != Some(&rec.index) {
+                    item.records.push(rec.index);
+                }
+            }
+        }
+    }
+    let ttl = p.now_ms.div_euclid(1000) + p.ttl_days as i64 * 86_400;
+    for (item, guard) in items.iter_mut().zip(&guards) {
+        item.records.sort_unstable();
+        item.records.dedup();
+        writes.push(item_write(item, guard, p.table, ttl));
+        counters.snapshot_writes += 1;
+        Log::new(logs, LogLevel::Debug, "Snapshot planned")
+            .s("entity_id", item.entity)
+            .s("resource", item.resource)
+            .s("window", item.window.name())
+            .s("window_key", &item.key)
+            .n("limits", item.limits.len())
+            .n("total_events", item.total_events);
+    }
+}
+
+fn item_write(item: &Item, guard: &Guard, table: &str, ttl: i64) -> Write {
+    let mut names: Vec<ExpressionName> = Vec::new();
+    let mut values: Vec<Attribute> = Vec::new();
+    let mut name = |ph: String, n: &str| names.push(ExpressionName { placeholder: ph, name: n.to_string() });
+    for (ph, n) in [
+        ("#eid", "entity_id"),
+        ("#res", "resource"),
+        ("#win", "window"),
+        ("#ws", "window_start"),
+        ("#g2pk", "GSI2PK"),
+        ("#g2sk", "GSI2SK"),
+        ("#g4pk", "GSI4PK"),
+        ("#g4sk", "GSI4SK"),
+        ("#ttl", "ttl"),
+        ("#te", "total_events"),
+    ] {
+        name(ph.to_string(), n);
+    }
+    for (i, (limit, _)) in item.limits.iter().enumerate() {
+        name(format!("#l{i}"), limit);
+    }
+    for (i, s) in item.sources.iter().enumerate() {
+        name(format!("#w{i}"), &s.attr);
+    }
+    values.push(Attribute::s(":eid", item.entity));
+    values.push(Attribute::s(":res", item.resource));
+    values.push(Attribute::s(":win", item.window.name()));
+    values.push(Attribute::s(":ws", &item.key));
+    values.push(Attribute::s(":g2pk", &format!("{}/RESOURCE#{}", item.ns, item.resource)));
+    values.push(Attribute::s(":g2sk", &format!("USAGE#{}#{}", item.key, item.entity)));
+    values.push(Attribute::s(":g4pk", item.ns));
+    values.push(Attribute::s(":g4sk", &entity_pk(item.ns, item.entity)));
+    values.push(Attribute::n(":ttl", ttl));
+    values.push(Attribute::n(":te", item.total_events));
+    for (i, (_, sum)) in item.limits.iter().enumerate() {
+        values.push(Attribute::n(format!(":l{i}"), sum));
+    }
+    let mut set = String::from(
+        "SET #eid = :eid, #res = if_not_exists(#res, :res), #win = if_not_exists(#win, :win), \
+         #ws = if_not_exists(#ws, :ws), #g2pk = :g2pk, #g2sk = :g2sk, #g4pk = if_not_exists(#g4pk, :g4pk), \
+         #g4sk = if_not_exists(#g4sk, :g4sk), #ttl = if_not_exists(#ttl, :ttl)",
+    );
+    let mut cond = Vec::new();
+    for (i, s) in item.sources.iter().enumerate() {
+        set.push_str(&format!(", #w{i} = :w{i}"));
+        values.push(Attribute::s(format!(":w{i}"), s.last.padded()));
+        match guard {
+            Guard::Fresh => {
+                cond.push(format!("(attribute_not_exists(#w{i}) OR #w{i} < :f{i})"));
+                values.push(Attribute::s(format!(":f{i}"), s.first.padded()));
+            }
+            Guard::Observed(seen) => match seen.get(&s.attr).cloned().flatten() {
+                Some(wm) => {
+                    cond.push(format!("#w{i} = :o{i}"));
+                    values.push(Attribute::s(format!(":o{i}"), wm.padded()));
+                }
+                None => cond.push(format!("attribute_not_exists(#w{i})")),
+            },
+        }
+    }
+    let mut expr = set;
+    expr.push_str(" ADD ");
+    for i in 0..item.limits.len() {
+        expr.push_str(&format!("#l{i} :l{i}, "));
+    }
+    expr.push_str("#te :te");
+    Write {
+        purpose: Purpose::Snapshot,
+        operation: Operation::UpdateItem(UpdateItem {
+            table_name: table.to_string(),
+            key: vec![Attribute::s("PK", &item.pk), Attribute::s("SK", &item.sk)],
+            update_expression: expr,
+            condition_expression: Some(cond.join(" AND ")),
+            names,
+            values,
+        }),
+        on_condition_failure: OnConditionFailure::ResolveWatermarks,
+        records: item.records.clone(),
+    }
+}
+
+/// Watermarks stored on an observed item: `wm#…` string attributes.
+/// Errors name a malformed watermark (the table was written by something else).
+pub fn observed_watermarks(item: &Image) -> Result<BTreeMap<String, Option<Seq>>, String> {
+    let mut out = BTreeMap::new();
+    for (name, av) in item {
+        if !name.starts_with(WATERMARK_PREFIX) {
+            continue;
+        }
+        let s = av.get("S").and_then(|v| v.as_str());
+        match s.and_then(Seq::parse_padded) {
+            Some(seq) => {
+                out.insert(name.clone(), Some(seq));
+            }
+            None => return Err(format!("watermark {name} holds {av}, not a 40-digit sequence number")),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_division_table_spec_3_5() {
+        for (a, want) in [(5_000_000, 5000), (999, 0), (-1, -1), (-1500, -2), (-2_000_000, -2000)] {
+            assert_eq!(floor_div(a, 1000), want, "{a}");
+        }
+    }
+
+    #[test]
+    fn sort_keys_separate_windows_w4() {
+        assert_eq!(snapshot_sk("gpt-4", Window::Hourly, "2024-01-01T00:00:00Z"), "#USAGE#gpt-4#2024-01-01T00:00:00Z");
+        assert_eq!(
+            snapshot_sk("gpt-4", Window::Daily, "2024-01-01T00:00:00Z"),
+            "#USAGE#gpt-4#2024-01-01T00:00:00Z#daily"
+        );
+        assert_eq!(
+            snapshot_sk("gpt-4", Window::Monthly, "2024-01-01T00:00:00Z"),
+            "#USAGE#gpt-4#2024-01-01T00:00:00Z#monthly"
+        );
+    }
+
+    #[test]
+    fn reserved_names() {
+        for n in RESERVED {
+            assert!(is_reserved(n));
+        }
+        assert!(is_reserved("wm#0"));
+        assert!(!is_reserved("tpm"));
+        assert!(!is_reserved("ttl2"));
+    }
+}

@@ -1,0 +1,162 @@
+//! Conformance vectors (`tests/conformance/<name>/`): loading, native replay
+//! and blessing. The format is documented in `tests/conformance/README.md`.
+//!
+//! Each vector directory holds `input.json` (config, clock, invocation id,
+//! optional observed items), `event.json` (the Lambda event, passed to the
+//! planner byte for byte) and `plan.json` (the expected canonical plan, exact
+//! bytes, with one trailing newline).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::plan::{canonical_json, Attribute, Batch, ObservedItem, PlanError};
+use crate::window::Window;
+
+/// One conformance vector.
+#[derive(Debug, Clone)]
+pub struct Vector {
+    /// Directory name.
+    pub name: String,
+    /// Directory.
+    pub dir: PathBuf,
+    /// What it covers.
+    pub description: String,
+    /// Configuration.
+    pub config: Config,
+    /// Clock.
+    pub now_ms: i64,
+    /// Invocation id.
+    pub invocation_id: String,
+    /// The event text, verbatim.
+    pub event_json: String,
+    /// `Some` for a `replan-snapshots` vector.
+    pub observed: Option<Vec<ObservedItem>>,
+    /// Expected canonical plan (without the trailing newline), or the error
+    /// rendered as `{"error":{"kind":...,"message":...}}`.
+    pub expected: Option<String>,
+}
+
+impl Vector {
+    /// The batch to plan.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            event_json: &self.event_json,
+            config: &self.config,
+            now_ms: self.now_ms,
+            invocation_id: &self.invocation_id,
+        }
+    }
+}
+
+/// Canonical rendering of a whole-batch error (what a vector expects then).
+pub fn error_json(e: &PlanError) -> String {
+    let (kind, msg) = match e {
+        PlanError::BadEvent(m) => ("bad-event", m),
+        PlanError::BadConfig(m) => ("bad-config", m),
+    };
+    let mut out = format!("{{\"error\":{{\"kind\":\"{kind}\",\"message\":");
+    crate::plan::write_json_str(&mut out, msg);
+    out.push_str("}}");
+    out
+}
+
+/// Run a vector with the native planner and render the canonical answer.
+pub fn run_native(v: &Vector) -> String {
+    let b = v.batch();
+    let r = match &v.observed {
+        None => crate::plan(&b),
+        Some(obs) => crate::replan_snapshots(&b, obs),
+    };
+    match r {
+        Ok(p) => canonical_json(&p),
+        Err(e) => error_json(&e),
+    }
+}
+
+fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, String> {
+    v.get(name).ok_or_else(|| format!("missing field {name}"))
+}
+
+fn parse_config(v: &Value) -> Result<Config, String> {
+    let windows = field(v, "windows")?
+        .as_array()
+        .ok_or("windows is not a list")?
+        .iter()
+        .map(|w| w.as_str().and_then(Window::parse).ok_or_else(|| format!("bad window {w}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let num = |name: &str| -> Result<u32, String> {
+        field(v, name)?.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| format!("{name} is not a u32"))
+    };
+    Ok(Config {
+        table_name: field(v, "table_name")?.as_str().ok_or("table_name is not a string")?.to_string(),
+        windows,
+        snapshot_ttl_days: num("snapshot_ttl_days")?,
+        archive_bucket: match field(v, "archive_bucket")? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            _ => return Err("archive_bucket is not a string or null".into()),
+        },
+        max_shard_count: num("max_shard_count")?,
+    })
+}
+
+fn parse_observed(v: &Value) -> Result<Vec<ObservedItem>, String> {
+    let list = v.as_array().ok_or("observed is not a list")?;
+    list.iter()
+        .map(|o| {
+            let key = field(o, "key")?
+                .as_object()
+                .ok_or("observed key is not an object")?
+                .iter()
+                .map(|(k, v)| Attribute::raw(k.clone(), v.to_string()))
+                .collect();
+            let item = match field(o, "item")? {
+                Value::Null => None,
+                other => Some(other.to_string()),
+            };
+            Ok(ObservedItem { key, item })
+        })
+        .collect()
+}
+
+/// Load one vector directory.
+pub fn load(dir: &Path) -> Result<Vector, String> {
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()));
+    let input: Value = serde_json::from_str(&read("input.json")?).map_err(|e| format!("input.json: {e}"))?;
+    let expected = read("plan.json").ok().map(|s| s.strip_suffix('\n').unwrap_or(&s).to_string());
+    Ok(Vector {
+        name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        dir: dir.to_path_buf(),
+        description: field(&input, "description")?.as_str().unwrap_or_default().to_string(),
+        config: parse_config(field(&input, "config")?)?,
+        now_ms: field(&input, "now_ms")?
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or("now_ms must be a decimal string")?,
+        invocation_id: field(&input, "invocation_id")?.as_str().unwrap_or_default().to_string(),
+        event_json: read("event.json")?,
+        observed: match input.get("observed") {
+            None | Some(Value::Null) => None,
+            Some(o) => Some(parse_observed(o)?),
+        },
+        expected,
+    })
+}
+
+/// Load every vector under `root`, sorted by name.
+pub fn load_all(root: &Path) -> Result<Vec<Vector>, String> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .map_err(|e| format!("{}: {e}", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("input.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs.iter().map(|d| load(d)).collect()
+}
+
+/// The repository's `tests/conformance` directory (from this crate's manifest).
+pub fn default_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("tests").join("conformance")
+}

@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Write the inputs of the conformance vectors (input.json + event.json per directory).
+
+    python3 tests/conformance/make_vectors.py [--shared ../shared]
+
+Synthetic vectors are built here, one per rule or fix; `real-*` vectors copy
+stream batches of the Python library's own traffic from
+`../shared/oracle/vectors/1/`. Expected plans (`plan.json`) are not written
+here: `ZAE_BLESS=1 cargo test -p zae-planner --test conformance` writes them
+from the native planner, and review of their diff is part of any change.
+Deterministic: running it twice gives identical files.
+"""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+T0 = 1704067195000  # 2023-12-31T23:59:55Z
+NOW = 1704067200000  # 2024-01-01T00:00:00Z
+
+BASE_CONFIG = {
+    "table_name": "rate-limits",
+    "windows": ["hourly", "daily"],
+    "snapshot_ttl_days": 90,
+    "archive_bucket": "audit-archive",
+    "max_shard_count": 32,
+}
+
+_seq = [10_000_000_000_000_000_000]
+
+
+def next_seq():
+    _seq[0] += 100
+    return str(_seq[0])
+
+
+def n(v):
+    return {"N": str(v)}
+
+
+def s(v):
+    return {"S": v}
+
+
+def bucket(pk, limits, rf=T0, shard_count=1, old_shard_count=None, sk="#STATE", entity=None, approx=None,
+           seq=None, extra=None, event="MODIFY"):
+    """A bucket record. limits: list of (name, old_tc, new_tc, tk, cp, ra, rp)."""
+    ns, rest = pk.split("/", 1) if "/" in pk else ("", pk)
+    if entity is None:
+        entity = rest.split("#")[1] if rest.startswith(("BUCKET#", "ENTITY#")) else "e"
+    new = {"PK": s(pk), "SK": s(sk), "entity_id": s(entity)}
+    old = {"PK": s(pk), "SK": s(sk), "entity_id": s(entity)}
+    if rest.startswith("BUCKET#"):
+        parts = rest.split("#")
+        res, shard = parts[2], parts[-1]
+        new.update({"GSI2PK": s(f"{ns}/RESOURCE#{res}"), "GSI2SK": s(f"BUCKET#{entity}#{shard}"),
+                    "GSI3PK": s(f"{ns}/ENTITY#{entity}"), "GSI3SK": s(f"BUCKET#{res}#{shard}"),
+                    "GSI4PK": s(ns), "GSI4SK": s(f"BUCKET#{entity}#{res}#{shard}"), "resource": s(res)})
+    for name, otc, ntc, tk, cp, ra, rp in limits:
+        new.update({f"b_{name}_cp": n(cp), f"b_{name}_ra": n(ra), f"b_{name}_rp": n(rp),
+                    f"b_{name}_tc": n(ntc), f"b_{name}_tk": n(tk)})
+        old.update({f"b_{name}_cp": n(cp), f"b_{name}_ra": n(ra), f"b_{name}_rp": n(rp),
+                    f"b_{name}_tc": n(otc), f"b_{name}_tk": n(tk)})
+    if rf is not None:
+        new["rf"] = n(rf)
+        old["rf"] = n(rf)
+    if shard_count is not None:
+        new["shard_count"] = n(shard_count)
+        old["shard_count"] = n(old_shard_count if old_shard_count is not None else shard_count)
+    if extra:
+        new.update(extra)
+    ddb = {"Keys": {"PK": s(pk), "SK": s(sk)}, "NewImage": new, "OldImage": old,
+           "SequenceNumber": seq or next_seq(), "SizeBytes": 512, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    if approx is not None:
+        ddb["ApproximateCreationDateTime"] = approx
+    if event == "INSERT":
+        del ddb["OldImage"]
+    return {"eventID": "ev-" + ddb["SequenceNumber"][-6:], "eventName": event, "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": ddb,
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/rate-limits/stream/2024-01-01T00:00:00.000"}
+
+
+def audit(pk, event_id, ts, action="limits_set", details=None, approx=1705363200, extra=None, drop=()):
+    old = {"PK": s(pk), "SK": s(f"#AUDIT#{event_id}"), "entity_id": s(pk.split("AUDIT#", 1)[1]),
+           "event_id": s(event_id), "timestamp": s(ts) if isinstance(ts, str) else ts, "action": s(action),
+           "principal": s("arn:aws:iam::123456789012:user/admin"), "resource": {"NULL": True},
+           "details": {"M": details if details is not None else {"limits": {"L": [{"M": {"name": s("rpm"), "capacity": n(100)}}]}}},
+           "ttl": n(1713139200), "GSI4PK": s(pk.split("/")[0]), "GSI4SK": s(pk)}
+    if extra:
+        old.update(extra)
+    for k in drop:
+        old.pop(k, None)
+    seq = next_seq()
+    return {"eventID": "ev-" + seq[-6:], "eventName": "REMOVE", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {"ApproximateCreationDateTime": approx, "Keys": {"PK": s(pk), "SK": s(f"#AUDIT#{event_id}")},
+                         "OldImage": old, "SequenceNumber": seq, "SizeBytes": 400, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"}}
+
+
+TPM = ("tpm", 0, 20_000_000, 5_000_000, 100_000_000, 100_000_000, 60_000)
+WCU_LOW = ("wcu", 0, 1000, 150_000, 1_000_000, 1_000_000, 1000)
+WCU_OK = ("wcu", 0, 1000, 999_000, 1_000_000, 1_000_000, 1000)
+RPM = ("rpm", 4_000, 5_000, 55_000, 60_000, 60_000, 60_000)
+P0 = "ns/BUCKET#u1#gpt-4#0"
+
+VECTORS = []
+
+
+def vector(name, description, records=None, config=None, now=NOW, raw_event=None, observed=None, invocation="req-1"):
+    VECTORS.append({
+        "name": name, "description": description,
+        "config": {**BASE_CONFIG, **(config or {})}, "now_ms": str(now), "invocation_id": invocation,
+        "event": raw_event if raw_event is not None else json.dumps({"Records": records}, indent=1) + "\n",
+        "observed": observed,
+    })
+
+
+def build():
+    # --- SPEC golden vectors ------------------------------------------------------------------
+    vector("golden-1-spec13", "SPEC 13 vector 1: snapshot keys from rf (no ApproximateCreationDateTime), "
+           "refill of tpm 8333333 plus wcu's accrued refill (W10), guarded (W19), shard doubling 1->2",
+           [bucket(P0, [TPM, WCU_LOW])])
+    vector("golden-2-midnight-w4", "SPEC 13 vector 2 with W4 fixed: at 00:30 the hourly and daily items differ",
+           [bucket(P0, [TPM, WCU_OK], rf=1704069000000)], now=1704069005000)
+    vector("window-monthly", "hourly,daily,monthly: three distinct items per delta (W4)",
+           [bucket(P0, [TPM, WCU_OK], approx=1709289322)], config={"windows": ["hourly", "daily", "monthly"]},
+           now=1709289322000)
+    vector("window-from-approx-time-w5", "the window comes from ApproximateCreationDateTime, not the old rf (W5)",
+           [bucket(P0, [RPM, WCU_OK], rf=1704060000000, approx=1704150000)], now=1704150001000)
+    vector("window-rf-missing-1970", "no rf and no ApproximateCreationDateTime: 1970 windows, counted; no refill",
+           [bucket(P0, [RPM, WCU_OK], rf=None)])
+    vector("window-year-10000-invalid", "a window time past year 9999 makes the record invalid, the rest is planned",
+           [bucket(P0, [RPM], approx=253402300800), bucket("ns/BUCKET#u2#gpt-4#0", [RPM], approx=1704067195)])
+    # --- deltas and coalescing -----------------------------------------------------------------
+    vector("delta-refund-negative", "a refund (tc down) is a negative delta, floored per delta: -1500 -> -2",
+           [bucket(P0, [("tpm", 10_000, 8_500, 0, 0, 0, 0)], approx=1704067195)])
+    vector("delta-sub-token", "a 999-millitoken delta writes 0 tokens and still counts one event (W7 kept)",
+           [bucket(P0, [("tpm", 0, 999, 0, 0, 0, 0)], approx=1704067195)])
+    vector("coalesce-same-item-w6-w7", "three records of one bucket in one hour: one write, counters equal the "
+           "per-delta floored sums (1500+1500-1 -> 1+1-1), total_events 3",
+           [bucket(P0, [("tpm", 0, 1500, 0, 0, 0, 0)], approx=1704067100),
+            bucket(P0, [("tpm", 1500, 3000, 0, 0, 0, 0)], approx=1704067150),
+            bucket(P0, [("tpm", 3000, 2999, 0, 0, 0, 0)], approx=1704067190)])
+    vector("coalesce-two-limits", "tpm and rpm in one record: one item write with two counters, total_events 2",
+           [bucket(P0, [TPM, RPM], approx=1704067195)])
+    vector("namespaces-separate", "the same entity in two namespaces aggregates separately",
+           [bucket("ns1/BUCKET#e#r#0", [RPM], approx=1704067195), bucket("ns2/BUCKET#e#r#0", [RPM], approx=1704067195)])
+    vector("shards-share-snapshot-item", "two shards of one bucket feed one snapshot item: two watermarks",
+           [bucket("ns/BUCKET#u1#gpt-4#0", [RPM], shard_count=2, approx=1704067195),
+            bucket("ns/BUCKET#u1#gpt-4#1", [RPM], shard_count=2, approx=1704067196)])
+    vector("old-format-bucket-w20", "an old-format bucket: snapshot as usual, refill addresses the old item (W20), "
+           "no shard doubling",
+           [bucket("default/ENTITY#user-1", [TPM, WCU_LOW], sk="#BUCKET#gpt-4", entity="user-1")])
+    vector("wcu-only-w8", "only wcu changed: no snapshot, but the refill and shard stages still run (W8)",
+           [bucket(P0, [WCU_LOW, ("tpm", 5, 5, 0, 100_000_000, 100_000_000, 60_000)])])
+    vector("zero-delta", "an unchanged tc writes nothing", [bucket(P0, [("tpm", 5, 5, 10, 100, 100, 1000)])])
+    vector("limit-names-w9", "limit names with '-', '.' and '_' go through placeholders everywhere (W9)",
+           [bucket(P0, [("out-tpm", 0, 9_000_000, 0, 10_000_000, 10_000_000, 60_000),
+                        ("my.limit", 0, 3_000, 0, 10_000_000, 10_000_000, 60_000),
+                        ("tpm_out", 0, 2_000, 9_000_000, 10_000_000, 10_000_000, 60_000)], approx=1704067195)])
+    vector("reserved-limit-names", "limits named ttl and total_events cannot be counters: counted, logged, "
+           "not written; the other limit is",
+           [bucket(P0, [("ttl", 0, 5000, 0, 0, 0, 0), ("total_events", 0, 7000, 0, 0, 0, 0), RPM], approx=1704067195)])
+    vector("non-bucket-items", "META, LIMIT, RESOURCE config, snapshot and INSERT records are skipped with reasons",
+           [bucket("ns/ENTITY#e", [RPM], sk="#META"), bucket("ns/ENTITY#e", [RPM], sk="#LIMIT#gpt-4#rpm"),
+            bucket("ns/RESOURCE#gpt-4", [RPM], sk="#CONFIG"), bucket(P0, [RPM], event="INSERT"),
+            bucket("ns/ENTITY#e", [], sk="#USAGE#gpt-4#2024-01-01T00:00:00Z")])
+    vector("pre-migration-unprefixed", "an un-namespaced bucket PK is skipped with a warning",
+           [bucket("BUCKET#u1#gpt-4#0", [RPM]), bucket(P0, [RPM], approx=1704067195)])
+    vector("latest-image-wins-w11-w17", "records out of sequence order: the highest sequence number's image "
+           "decides rf, tk and shard_count",
+           [bucket(P0, [("tpm", 5_000_000, 20_000_000, 5_000_000, 100_000_000, 100_000_000, 60_000)],
+                   rf=T0, shard_count=2, seq="10000000000000009000"),
+            bucket(P0, [("tpm", 0, 5_000_000, 90_000_000, 100_000_000, 100_000_000, 60_000)],
+                   rf=T0 - 60_000, shard_count=1, seq="10000000000000008000")])
+    # --- refill ---------------------------------------------------------------------------------
+    vector("refill-sufficient", "projected tokens cover consumption: no refill",
+           [bucket(P0, [("tpm", 0, 1_000_000, 90_000_000, 100_000_000, 100_000_000, 60_000)])])
+    vector("refill-zero-elapsed", "now == rf: nothing accrues, no refill", [bucket(P0, [TPM], rf=NOW)])
+    vector("refill-w10-every-limit", "tpm needs a refill; rpm accrued too and receives it in the same write (W10)",
+           [bucket(P0, [TPM, ("rpm", 0, 1000, 30_000, 60_000, 60_000, 60_000)])])
+    vector("refill-sharded-division", "shard_count 4 divides cp and ra per shard", [bucket(P0, [TPM], shard_count=4)])
+    vector("refill-negative-consumption", "a refund never triggers a refill",
+           [bucket(P0, [("tpm", 20_000_000, 0, 0, 100_000_000, 100_000_000, 60_000)])])
+    vector("refill-big-numbers", "i128 math: products beyond 2^63, numbers beyond 2^53, 40-digit sequence number",
+           [bucket(P0, [("tpm", 0, 90_000_000_000_000_000_000, 12_345_678_901_234_567_890, 99_999_999_999_999_999_999_999,
+                         99_999_999_999_999_999_999_999, 1000)], seq="9" * 40, approx=1704067195)])
+    # --- sharding -------------------------------------------------------------------------------
+    vector("shard-threshold-exact", "wcu at exactly 20%: no doubling",
+           [bucket(P0, [("wcu", 0, 1000, 200_000, 1_000_000, 1_000_000, 1000)], rf=NOW)])
+    vector("shard-cap-w12", "shard_count 32 at the default maximum: no doubling, a warning (W12)",
+           [bucket(P0, [("wcu", 0, 1000, 10_000, 1_000_000, 1_000_000, 1000)], rf=NOW, shard_count=32)])
+    vector("shard-cap-raised", "MAX_SHARD_COUNT 64 lets 32 double to 64",
+           [bucket(P0, [("wcu", 0, 1000, 10_000, 1_000_000, 1_000_000, 1000)], rf=NOW, shard_count=32)],
+           config={"max_shard_count": 64})
+    vector("shard-not-shard-zero", "a hot shard 1 does not double (only shard 0 owns shard_count)",
+           [bucket("ns/BUCKET#u1#gpt-4#1", [("wcu", 0, 1000, 10_000, 1_000_000, 1_000_000, 1000)], rf=NOW, shard_count=2)])
+    vector("propagate-2-to-4", "shard 0 raised 2->4: update shard 1, create shards 2 and 3 with per-shard tokens",
+           [bucket(P0, [("rpm", 0, 1000, 50_000, 100_000_001, 100_000_001, 60_000), WCU_OK],
+                   shard_count=4, old_shard_count=2, rf=NOW)])
+    vector("propagate-alone-w8", "a shard_count change with no consumption still propagates (W8)",
+           [bucket(P0, [("rpm", 7, 7, 50_000, 100_000_000, 100_000_000, 60_000)], shard_count=2, old_shard_count=1, rf=NOW)])
+    vector("propagate-two-steps", "1->2 then 2->4 in one batch: coalesced from the latest image",
+           [bucket(P0, [("rpm", 7, 7, 50_000, 100_000_000, 100_000_000, 60_000)], shard_count=2, old_shard_count=1, rf=NOW),
+            bucket(P0, [("rpm", 7, 7, 50_000, 100_000_000, 100_000_000, 60_000)], shard_count=4, old_shard_count=2, rf=NOW)])
+    vector("propagate-above-max", "shard_count raised beyond MAX_SHARD_COUNT: propagation stops at the maximum",
+           [bucket(P0, [("rpm", 7, 7, 50_000, 100_000_000, 100_000_000, 60_000)], shard_count=8, old_shard_count=2, rf=NOW)],
+           config={"max_shard_count": 4})
+    # --- archive --------------------------------------------------------------------------------
+    vector("archive-basic", "one audit deletion: one object, stable key from its sequence number (W14)",
+           [audit("ns/AUDIT#user-1", "01HQAAAAAAAAAAAAAAAAAAAAAA", "2024-01-15T14:30:00Z")])
+    vector("archive-multi-day-w13", "events of two UTC days (one via a -05:00 offset) go to two objects (W13)",
+           [audit("ns/AUDIT#user-1", "01HQB1", "2024-01-15T14:30:00Z"),
+            audit("ns/AUDIT#user-1", "01HQB2", "2024-01-15T23:30:00-05:00"),
+            audit("ns/AUDIT#user-2", "01HQB3", "2024-01-16T08:00:00Z")])
+    vector("archive-legacy-and-gaps-w15", "a legacy un-namespaced audit key, an item without action and one without "
+           "event_id are all archived (nothing lost)",
+           [audit("AUDIT#old-user", "01HQC1", "2024-01-15T10:00:00Z"),
+            audit("ns/AUDIT#user-1", "01HQC2", "2024-01-15T10:00:01Z", drop=("action",)),
+            audit("ns/AUDIT#user-1", "01HQC3", "2024-01-15T10:00:02Z", drop=("event_id",))])
+    vector("archive-values", "DynamoDB JSON to plain JSON: ints, floats in Python repr, big ints, bad numbers kept "
+           "verbatim, sets unchanged, nesting",
+           [audit("ns/AUDIT#user-1", "01HQD1", "2024-01-15T10:00:00Z", details={
+               "int": n(42), "neg0": n("-0"), "float": n("3.14"), "trail": n("1.50"), "exp": n("1E+2"),
+               "tiny": n("0.00001"), "huge": n("12345678901234567890123456789012345678"), "big": n("1E+16"),
+               "bad": n("1.2.3"), "ss": {"SS": ["x", "y"]}, "ns": {"NS": ["1", "2"]}, "b": {"B": "AAEC"},
+               "bool": {"BOOL": True}, "null": {"NULL": True},
+               "nested": {"L": [{"M": {"k": {"L": [n(100), s("v")]}}}, {"M": {}}]}})])
+    vector("archive-unicode-and-large", "non-ASCII text is \\u-escaped in NDJSON (and raw UTF-8 in log JSON); "
+           "300 events make a large gzip body",
+           [audit("ns/AUDIT#usér-é", f"01HQE{i:04d}", f"2024-01-15T{i % 24:02d}:00:00Z",
+                  details={"note": s("naïve 😀 \u2028 \"q\" \\ / \t"), "i": n(i)}) for i in range(300)])
+    vector("archive-bad-timestamp", "an unparsable timestamp is partitioned by the record's "
+           "ApproximateCreationDateTime; a non-string one too",
+           [audit("ns/AUDIT#user-1", "01HQF1", "not-a-date"), audit("ns/AUDIT#user-1", "01HQF2", n(5))])
+    vector("archive-disabled", "with archival off, audit deletions are skipped with a reason",
+           [audit("ns/AUDIT#user-1", "01HQG1", "2024-01-15T10:00:00Z")], config={"archive_bucket": None})
+    # --- malformed and errors -------------------------------------------------------------------
+    good = bucket(P0, [RPM], approx=1704067195)
+    no_new = bucket("ns/BUCKET#u3#gpt-4#0", [RPM]); del no_new["dynamodb"]["NewImage"]
+    bad_tc = bucket("ns/BUCKET#u4#gpt-4#0", [RPM]); bad_tc["dynamodb"]["NewImage"]["b_rpm_tc"] = n("not_a_number")
+    bad_rf = bucket("ns/BUCKET#u5#gpt-4#0", [RPM]); bad_rf["dynamodb"]["NewImage"]["rf"] = n("1.5")
+    bad_sc = bucket("ns/BUCKET#u6#gpt-4#0", [RPM]); bad_sc["dynamodb"]["NewImage"]["shard_count"] = n("two")
+    no_entity = bucket("ns/BUCKET#u7#gpt-4#0", [RPM]); del no_entity["dynamodb"]["NewImage"]["entity_id"]
+    bad_pk = bucket("ns/BUCKET#u8#0", [RPM])
+    no_seq = bucket("ns/BUCKET#u9#gpt-4#0", [RPM]); del no_seq["dynamodb"]["SequenceNumber"]
+    bad_seq = bucket("ns/BUCKET#u10#gpt-4#0", [RPM]); bad_seq["dynamodb"]["SequenceNumber"] = "12ab"
+    no_ddb = {"eventName": "MODIFY", "eventID": "x"}
+    ddb_str = {"eventName": "MODIFY", "dynamodb": "invalid"}
+    not_obj = "just a string"
+    no_name = bucket("ns/BUCKET#u11#gpt-4#0", [RPM]); del no_name["eventName"]
+    audit_no_old = audit("ns/AUDIT#user-1", "01HQH1", "2024-01-15T10:00:00Z"); del audit_no_old["dynamodb"]["OldImage"]
+    vector("malformed-records", "every kind of malformed record is invalid with its reason and sequence number; "
+           "the valid records around them are planned",
+           [good, no_new, bad_tc, bad_rf, bad_sc, no_entity, bad_pk, no_seq, bad_seq, no_ddb, ddb_str, not_obj,
+            no_name, audit_no_old, audit("ns/AUDIT#user-1", "01HQH2", "2024-01-15T10:00:00Z")])
+    vector("error-not-json", "an event that is not JSON fails the whole batch as a value", raw_event="{not json")
+    vector("error-records-not-list", "Records must be a list", raw_event='{"Records": {"a": 1}}')
+    vector("error-bad-config", "a hand-built config with no windows is rejected",
+           [good], config={"windows": []})
+    vector("empty-batch", "no records: an empty plan with the start and summary logs", [])
+    vector("missing-records-key", "an event without Records is an empty batch (upstream behaviour)", raw_event="{}")
+    # --- re-planning (exactly-once) ----------------------------------------------------------------
+    r1 = bucket(P0, [("tpm", 0, 1000, 0, 0, 0, 0)], approx=1704067100, seq="20000000000000000100")
+    r2 = bucket(P0, [("tpm", 1000, 3000, 0, 0, 0, 0)], approx=1704067150, seq="20000000000000000200")
+    r3 = bucket(P0, [("tpm", 3000, 6000, 0, 0, 0, 0)], approx=1704067190, seq="20000000000000000300")
+    hourly_key = {"PK": s("ns/ENTITY#u1"), "SK": s("#USAGE#gpt-4#2023-12-31T23:00:00Z")}
+    daily_key = {"PK": s("ns/ENTITY#u1"), "SK": s("#USAGE#gpt-4#2023-12-31T00:00:00Z#daily")}
+    wm = lambda seq: s(seq.zfill(40))  # noqa: E731
+    vector("replan-partial", "the hourly item already holds records up to 200: only record 300 remains, "
+           "conditioned on exactly that watermark",
+           [r1, r2, r3], observed=[{"key": hourly_key, "item": {**hourly_key, "tpm": n(3), "total_events": n(2),
+                                                             "wm#0": wm("20000000000000000200")}}])
+    vector("replan-all-applied", "both items already hold every record: nothing left to write",
+           [r1, r2, r3], observed=[{"key": k, "item": {**k, "wm#0": wm("20000000000000000300")}}
+                                   for k in (hourly_key, daily_key)])
+    vector("replan-item-gone", "the item vanished (TTL): rewrite everything, conditioned on no watermark",
+           [r1, r2, r3], observed=[{"key": daily_key, "item": None}])
+    vector("replan-malformed-watermark", "a watermark that is not 40 digits: no write, records invalid with reason",
+           [r1, r2, r3], observed=[{"key": hourly_key, "item": {**hourly_key, "wm#0": n(5)}}])
+
+
+REAL = [
+    ("real-batch-0003", "batch-100-0003.json", "100 bucket MODIFYs of real client traffic, before midnight", None, "fixture"),
+    ("real-batch-0014", "batch-100-0014.json", "real traffic including the hot key's first doubling", None, "batch-end"),
+    ("real-batch-0015", "batch-100-0015.json", "real traffic with the doubling's MODIFY: propagation", None, "batch-end"),
+    ("real-batch-0018", "batch-100-0018.json", "real traffic: second doubling 2->4, monthly window",
+     ["hourly", "daily", "monthly"], "batch-end"),
+    ("real-batch-0023", "batch-100-0023.json", "real traffic after midnight (the baseline's 100-record batch)", None,
+     "fixture"),
+    ("real-batch-1000", "batch-1000.json", "the last 1,000 records: burst, doublings, audit deletions, "
+     "deletions, config changes; hourly,daily,monthly", ["hourly", "daily", "monthly"], "fixture"),
+    ("real-malformed", "malformed.json", "20 valid records plus every malformed kind of the oracle", None, "fixture"),
+    ("real-malformed-skips", "malformed-skips.json", "the oracle's malformed batch minus the non-numeric records",
+     None, "fixture"),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", default=str(HERE.parents[2] / "shared"), help="path of the shared/ directory")
+    args = ap.parse_args()
+    build()
+    for v in VECTORS:
+        d = HERE / v["name"]
+        d.mkdir(exist_ok=True)
+        inp = {"description": v["description"], "config": v["config"], "now_ms": v["now_ms"],
+               "invocation_id": v["invocation_id"]}
+        if v["observed"] is not None:
+            inp["observed"] = v["observed"]
+        (d / "input.json").write_text(json.dumps(inp, indent=1, ensure_ascii=False) + "\n")
+        (d / "event.json").write_text(v["event"])
+    src = Path(args.shared) / "oracle" / "vectors" / "1"
+    meta = json.loads((src / "meta.json").read_text())
+    for name, file, desc, windows, clock in REAL:
+        d = HERE / name
+        d.mkdir(exist_ok=True)
+        now = meta["now_ms"] if clock == "fixture" else meta["now_ms_batch_end"][file]
+        cfg = {**BASE_CONFIG, "table_name": "zae-limiter", "archive_bucket": "zae-limiter-audit-archive"}
+        if windows:
+            cfg["windows"] = windows
+        inp = {"description": f"{desc} (shared/oracle/vectors/1/{file})", "config": cfg, "now_ms": str(now),
+               "invocation_id": "00000000-0000-4000-8000-000000000000"}
+        (d / "input.json").write_text(json.dumps(inp, indent=1) + "\n")
+        shutil.copyfile(src / file, d / "event.json")
+    print(f"{len(VECTORS) + len(REAL)} vectors written under {HERE}")
+
+
+if __name__ == "__main__":
+    main()
