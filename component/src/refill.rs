@@ -9,7 +9,8 @@
 //! record came from), W11/W17 (latest image by sequence number), W8 (runs on
 //! every batch). A bucket without `rf` is not refilled (its lock cannot hold).
 
-use crate::bucket::BucketState;
+use crate::bucket::{split_limit_attr, BucketState, Limit};
+use crate::event::{get_n, parse_int};
 use crate::plan::{
     Attribute, Counters, ExpressionName, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, UpdateItem,
     Write,
@@ -74,6 +75,26 @@ pub enum Decision {
     Overflow(String),
 }
 
+/// Limits of the latest image (found through `b_{name}_cp`) that the state does
+/// not hold, with their stored numbers.
+fn other_limits(state: &BucketState) -> Vec<Limit> {
+    let img = state.latest.new_image;
+    let num = |attr: String| get_n(img, &attr).and_then(|s| parse_int(&attr, s).ok()).unwrap_or(0);
+    img.keys()
+        .filter_map(|attr| match split_limit_attr(attr) {
+            Some((name, "cp")) if !state.limits.iter().any(|l| l.name == name) => Some(Limit {
+                name: name.to_string(),
+                tc_delta: 0,
+                tk: num(format!("b_{name}_tk")),
+                cp: num(format!("b_{name}_cp")),
+                ra: num(format!("b_{name}_ra")),
+                rp: num(format!("b_{name}_rp")),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Decide for one bucket state at `now_ms`.
 pub fn decide(state: &BucketState, now_ms: i64) -> Decision {
     let Some(rf) = state.latest.rf_ms else {
@@ -81,7 +102,10 @@ pub fn decide(state: &BucketState, now_ms: i64) -> Decision {
     };
     let sc = state.latest.shard_count;
     let mut out = Vec::new();
-    for l in &state.limits {
+    // Limits without a consumption counter in both images never trigger a
+    // refill, but still receive what they accrued when `rf` moves (W10).
+    let accrual_only = other_limits(state);
+    for (l, can_trigger) in state.limits.iter().map(|l| (l, true)).chain(accrual_only.iter().map(|l| (l, false))) {
         if l.rp <= 0 || l.ra <= 0 {
             continue;
         }
@@ -96,7 +120,7 @@ pub fn decide(state: &BucketState, now_ms: i64) -> Decision {
             continue;
         }
         let estimate = l.tc_delta.max(0);
-        out.push(LimitRefill { name: l.name.clone(), delta, cap, needed: new_tk < estimate });
+        out.push(LimitRefill { name: l.name.clone(), delta, cap, needed: can_trigger && new_tk < estimate });
     }
     if out.iter().any(|l| l.needed) {
         Decision::Refill(out)

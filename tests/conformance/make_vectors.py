@@ -182,6 +182,10 @@ def build():
     vector("refill-zero-elapsed", "now == rf: nothing accrues, no refill", [bucket(P0, [TPM], rf=NOW)])
     vector("refill-w10-every-limit", "tpm needs a refill; rpm accrued too and receives it in the same write (W10)",
            [bucket(P0, [TPM, ("rpm", 0, 1000, 30_000, 60_000, 60_000, 60_000)])])
+    accrual_only = bucket(P0, [TPM], extra={"b_rph_cp": n(3_600_000), "b_rph_ra": n(3_600_000), "b_rph_rp": n(3_600_000),
+                                            "b_rph_tk": n(0)})
+    vector("refill-accrual-only-limit", "a limit with no consumption counter never triggers a refill but receives "
+           "its accrual when rf moves (W10)", [accrual_only])
     vector("refill-sharded-division", "shard_count 4 divides cp and ra per shard", [bucket(P0, [TPM], shard_count=4)])
     vector("refill-negative-consumption", "a refund never triggers a refill",
            [bucket(P0, [("tpm", 20_000_000, 0, 0, 100_000_000, 100_000_000, 60_000)])])

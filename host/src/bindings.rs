@@ -1,0 +1,14 @@
+//! Host bindings for the `planner` world of `wit/planner.wit`.
+//!
+//! Kept in a module of their own: the world uses a type named `config`, whose
+//! generated Rust name (`Config`) would clash with `wasmtime::Config`.
+//! Exports are called asynchronously (the store runs with epoch-based
+//! yielding and an async WASI linker).
+
+#![allow(missing_docs)]
+
+wasmtime::component::bindgen!({
+    world: "planner",
+    path: "../wit",
+    exports: { default: async },
+});

@@ -1,0 +1,509 @@
+//! Loading and calling the planner component with wasmtime.
+//!
+//! One [`Planner`] per process: it owns the [`Engine`], the compiled
+//! [`Component`], a pre-linked instance template, and a ticker thread that
+//! drives epoch interruption. Every call gets a fresh [`Store`] and instance
+//! (a trapped instance refuses further calls), a WASI context that grants
+//! nothing, a memory cap and an execution deadline. A trap, an exhausted
+//! deadline or memory cap becomes a [`CallError`] for that call only; the
+//! `Planner` keeps serving.
+
+use std::fmt;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use zae_planner::config::Config as PlannerConfig;
+use zae_planner::plan::{Batch, ObservedItem, Plan, PlanError};
+
+use crate::bindings;
+use crate::convert;
+
+/// The planner component, built by `build.rs` for `wasm32-wasip2`.
+pub static COMPONENT_WASM: &[u8] = include_bytes!(env!("ZAE_COMPONENT_PATH"));
+
+/// Interval of the epoch ticker; the deadline is checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How much of the guest's stderr (panic messages) is kept for error reports.
+const STDERR_CAPACITY: usize = 16 * 1024;
+
+/// Resource limits applied to every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest size, in bytes, any linear memory of an instance may reach
+    /// (including its initial size and the copied-in arguments).
+    pub memory_bytes: usize,
+    /// Wall-clock budget for one call, instantiation included. It is
+    /// enforced at [`EPOCH_TICK`] granularity, so a call is stopped between
+    /// `deadline` and `deadline + EPOCH_TICK` after it started.
+    pub deadline: Duration,
+}
+
+impl Limits {
+    /// Default memory cap: 256 MiB.
+    pub const DEFAULT_MEMORY_BYTES: usize = 256 * 1024 * 1024;
+    /// Default deadline: 10 seconds.
+    pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_bytes: Self::DEFAULT_MEMORY_BYTES, deadline: Self::DEFAULT_DEADLINE }
+    }
+}
+
+/// Why a call into the component produced no answer. The component's own
+/// answers (including `PlanError` and configuration errors) are never a
+/// `CallError`: they come back as values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The guest trapped (for example a panic, which surfaces as
+    /// `unreachable`), or a value crossing the boundary was rejected.
+    Trap {
+        /// The trap code (`wasm trap: ...`), when the failure was a wasm trap.
+        code: Option<String>,
+        /// The full error chain, including the wasm backtrace and whatever
+        /// the guest wrote to stderr.
+        detail: String,
+    },
+    /// The call ran past [`Limits::deadline`].
+    DeadlineExceeded {
+        /// The deadline that was exceeded.
+        deadline: Duration,
+    },
+    /// The guest tried to grow a memory beyond [`Limits::memory_bytes`].
+    MemoryLimit {
+        /// The cap that was hit, in bytes.
+        limit: usize,
+        /// The error chain as reported by wasmtime.
+        detail: String,
+    },
+    /// The component could not be instantiated.
+    Instantiate(String),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Trap { code: Some(code), detail } => write!(f, "planner trapped ({code}): {detail}"),
+            CallError::Trap { code: None, detail } => write!(f, "planner call failed: {detail}"),
+            CallError::DeadlineExceeded { deadline } => {
+                write!(f, "planner call exceeded its deadline of {} ms", deadline.as_millis())
+            }
+            CallError::MemoryLimit { limit, detail } => {
+                write!(f, "planner exceeded its memory cap of {limit} bytes: {detail}")
+            }
+            CallError::Instantiate(detail) => write!(f, "could not instantiate the planner component: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// The planner component, compiled once and instantiated per call.
+///
+/// Cloning is cheap and shares the compiled code and the epoch ticker; use
+/// [`Planner::with_limits`] for a handle with other limits.
+#[derive(Clone)]
+pub struct Planner {
+    shared: Arc<Shared>,
+    limits: Limits,
+}
+
+struct Shared {
+    engine: Engine,
+    pre: bindings::PlannerPre<State>,
+    _ticker: Ticker,
+}
+
+impl fmt::Debug for Planner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Planner").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+/// The engine configuration; identical for compiling, precompiling and
+/// loading a precompiled component (a `.cwasm` only loads into the same one).
+fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config
+}
+
+fn new_engine() -> anyhow::Result<Engine> {
+    Engine::new(&engine_config()).describe("creating the wasmtime engine")
+}
+
+/// Attach context to a wasmtime error while converting it to `anyhow`.
+trait Describe<T> {
+    fn describe(self, what: &'static str) -> anyhow::Result<T>;
+}
+
+impl<T> Describe<T> for wasmtime::Result<T> {
+    fn describe(self, what: &'static str) -> anyhow::Result<T> {
+        self.map_err(|e| anyhow::Error::from(e).context(what))
+    }
+}
+
+impl Planner {
+    /// Compile the embedded component (Cranelift) and prepare to run it.
+    pub fn new(limits: Limits) -> anyhow::Result<Planner> {
+        let engine = new_engine()?;
+        let component = Component::new(&engine, COMPONENT_WASM).describe("compiling the planner component")?;
+        Self::assemble(engine, component, limits)
+    }
+
+    /// Compile the embedded component ahead of time, for
+    /// [`Planner::from_precompiled`]. The bytes are only valid for this build
+    /// of the host (same wasmtime version and engine configuration).
+    pub fn precompile() -> anyhow::Result<Vec<u8>> {
+        let engine = new_engine()?;
+        engine.precompile_component(COMPONENT_WASM).describe("precompiling the planner component")
+    }
+
+    /// Load a component produced by [`Planner::precompile`].
+    ///
+    /// wasmtime rejects bytes produced by another wasmtime version or engine
+    /// configuration with an error.
+    ///
+    /// # Safety
+    ///
+    /// The bytes are machine code that is run as is: they must come from
+    /// [`Planner::precompile`] (of this build of the host) and must not have
+    /// been tampered with. See `wasmtime::component::Component::deserialize`.
+    pub unsafe fn from_precompiled(bytes: &[u8], limits: Limits) -> anyhow::Result<Planner> {
+        let engine = new_engine()?;
+        // SAFETY: the caller guarantees the bytes are a trusted artifact of
+        // `Planner::precompile`; wasmtime checks version and configuration.
+        let component =
+            unsafe { Component::deserialize(&engine, bytes) }.describe("loading the precompiled planner component")?;
+        Self::assemble(engine, component, limits)
+    }
+
+    fn assemble(engine: Engine, component: Component, limits: Limits) -> anyhow::Result<Planner> {
+        let mut linker: Linker<State> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).describe("linking WASI")?;
+        let pre = linker.instantiate_pre(&component).describe("linking the planner component")?;
+        let pre = bindings::PlannerPre::new(pre).describe("the component does not export the planner world")?;
+        let ticker = Ticker::start(engine.clone())?;
+        Ok(Planner { shared: Arc::new(Shared { engine, pre, _ticker: ticker }), limits })
+    }
+
+    /// The limits applied to this handle's calls.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A handle sharing this planner's compiled code, with other limits.
+    pub fn with_limits(&self, limits: Limits) -> Planner {
+        Planner { shared: Arc::clone(&self.shared), limits }
+    }
+
+    /// The wasmtime engine (for precompiling or inspecting configuration).
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+
+    /// Plan every write for a batch (WIT `plan`).
+    pub async fn plan(&self, batch: &Batch<'_>) -> Result<Result<Plan, PlanError>, CallError> {
+        let arg = convert::batch_to_wit(batch);
+        let (mut store, instance) = self.instantiate().await?;
+        let result = instance.call_plan(&mut store, &arg).await;
+        match result {
+            Ok(r) => Ok(convert::plan_result_from_wit(r)),
+            Err(e) => Err(self.call_error(&store, e)),
+        }
+    }
+
+    /// Re-plan the snapshot writes of `batch` for the observed items only
+    /// (WIT `replan-snapshots`).
+    pub async fn replan_snapshots(
+        &self,
+        batch: &Batch<'_>,
+        observed: &[ObservedItem],
+    ) -> Result<Result<Plan, PlanError>, CallError> {
+        let arg = convert::batch_to_wit(batch);
+        let observed = convert::observed_list_to_wit(observed);
+        let (mut store, instance) = self.instantiate().await?;
+        let result = instance.call_replan_snapshots(&mut store, &arg, &observed).await;
+        match result {
+            Ok(r) => Ok(convert::plan_result_from_wit(r)),
+            Err(e) => Err(self.call_error(&store, e)),
+        }
+    }
+
+    /// Build and validate a configuration from environment-style variables
+    /// (WIT `config-from-env`). The inner `Err` names the offending variable.
+    pub async fn config_from_env(&self, vars: &[(String, String)]) -> Result<Result<PlannerConfig, String>, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let result = instance.call_config_from_env(&mut store, vars).await;
+        match result {
+            Ok(r) => Ok(r.map(convert::config_from_wit)),
+            Err(e) => Err(self.call_error(&store, e)),
+        }
+    }
+
+    /// A fresh store with this handle's limits, and a fresh instance in it.
+    async fn instantiate(&self) -> Result<(Store<State>, bindings::Planner), CallError> {
+        let mut store = Store::new(&self.shared.engine, State::new(self.limits.memory_bytes));
+        store.limiter(|state| &mut state.cap);
+        // `None`: a deadline too far away to represent, i.e. no deadline.
+        let deadline_at = Instant::now().checked_add(self.limits.deadline);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| match deadline_at {
+            Some(at) if Instant::now() >= at => Ok(UpdateDeadline::Interrupt),
+            // Let other tasks of the async runtime run between ticks.
+            _ => Ok(UpdateDeadline::Yield(1)),
+        });
+        match self.shared.pre.instantiate_async(&mut store).await {
+            Ok(instance) => Ok((store, instance)),
+            Err(e) => Err(classify(&e, Phase::Instantiate, store.data(), self.limits)),
+        }
+    }
+
+    fn call_error(&self, store: &Store<State>, e: wasmtime::Error) -> CallError {
+        classify(&e, Phase::Call, store.data(), self.limits)
+    }
+}
+
+/// Where a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Instantiate,
+    Call,
+}
+
+/// Turn a wasmtime error into a [`CallError`]: a refused memory growth wins
+/// (whatever it turned into), then an epoch interrupt, then the phase.
+fn classify(e: &wasmtime::Error, phase: Phase, state: &State, limits: Limits) -> CallError {
+    if state.cap.denied {
+        return CallError::MemoryLimit { limit: limits.memory_bytes, detail: chain_text(e) };
+    }
+    let trap = e.downcast_ref::<Trap>().copied();
+    if trap == Some(Trap::Interrupt) {
+        return CallError::DeadlineExceeded { deadline: limits.deadline };
+    }
+    let mut detail = chain_text(e);
+    let stderr = state.stderr.contents();
+    if !stderr.is_empty() {
+        detail.push_str("\nguest stderr: ");
+        detail.push_str(String::from_utf8_lossy(&stderr).trim_end());
+    }
+    match phase {
+        Phase::Instantiate => CallError::Instantiate(detail),
+        Phase::Call => CallError::Trap { code: trap.map(|t| t.to_string()), detail },
+    }
+}
+
+/// The error and its causes (the wasm backtrace is one of them), without
+/// the host-side Rust backtrace that `Debug` would add.
+fn chain_text(e: &wasmtime::Error) -> String {
+    let mut out = String::new();
+    for (i, cause) in e.chain().enumerate() {
+        if i > 0 {
+            out.push_str("\ncaused by: ");
+        }
+        out.push_str(&cause.to_string());
+    }
+    out
+}
+
+/// Per-call store data.
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    cap: MemoryCap,
+    stderr: MemoryOutputPipe,
+}
+
+impl State {
+    fn new(memory_bytes: usize) -> State {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        // Nothing is granted: no args, no environment, no preopened
+        // directories, no network, no host stdio. Clocks are frozen at zero
+        // (the planner takes time as an argument); stderr is captured so a
+        // guest panic message can be reported with the trap.
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        State { wasi, table: ResourceTable::new(), cap: MemoryCap::new(memory_bytes), stderr }
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// A clock that always reads zero.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// [`StoreLimits`] that remembers whether it refused a memory growth, so a
+/// failure can be attributed to the cap rather than reported as a plain trap.
+struct MemoryCap {
+    limits: StoreLimits,
+    denied: bool,
+}
+
+impl MemoryCap {
+    fn new(memory_bytes: usize) -> MemoryCap {
+        let limits = StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build();
+        MemoryCap { limits, denied: false }
+    }
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let verdict = self.limits.memory_growing(current, desired, maximum);
+        if !matches!(verdict, Ok(true)) {
+            self.denied = true;
+        }
+        verdict
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.denied = true;
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+/// Background thread advancing the engine's epoch every [`EPOCH_TICK`];
+/// stops (and is joined) when dropped.
+struct Ticker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> anyhow::Result<Ticker> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("zae-epoch-ticker".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
+                    engine.increment_epoch();
+                }
+            })
+            .context("starting the epoch ticker thread")?;
+        Ok(Ticker { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt as _;
+
+    fn limits() -> Limits {
+        Limits { memory_bytes: 1 << 20, deadline: Duration::from_millis(5) }
+    }
+
+    #[test]
+    fn a_refused_growth_is_a_memory_limit_whatever_the_trap() {
+        let mut state = State::new(1 << 20);
+        assert!(state.cap.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(!state.cap.denied);
+        assert!(state.cap.memory_growing(1 << 20, 2 << 20, None).is_err());
+        assert!(state.cap.denied);
+        let e = wasmtime::Error::from(Trap::UnreachableCodeReached);
+        for phase in [Phase::Instantiate, Phase::Call] {
+            match classify(&e, phase, &state, limits()) {
+                CallError::MemoryLimit { limit, .. } => assert_eq!(limit, 1 << 20),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_interrupt_is_a_deadline() {
+        let state = State::new(1 << 20);
+        let e = wasmtime::Error::from(Trap::Interrupt).context("while planning");
+        assert_eq!(
+            classify(&e, Phase::Call, &state, limits()),
+            CallError::DeadlineExceeded { deadline: Duration::from_millis(5) }
+        );
+    }
+
+    #[tokio::test]
+    async fn other_traps_carry_code_cause_and_guest_stderr() {
+        let state = State::new(1 << 20);
+        let mut stderr = state.stderr.clone();
+        stderr.write_all(b"panicked at src/lib.rs:1:1:\nboom\n").await.unwrap();
+        let e = wasmtime::Error::from(Trap::UnreachableCodeReached).context("error while executing at wasm backtrace");
+        match classify(&e, Phase::Call, &state, limits()) {
+            CallError::Trap { code, detail } => {
+                assert_eq!(code.as_deref(), Some(Trap::UnreachableCodeReached.to_string().as_str()));
+                assert!(detail.starts_with("error while executing at wasm backtrace\ncaused by: "), "{detail}");
+                assert!(detail.ends_with("guest stderr: panicked at src/lib.rs:1:1:\nboom"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify(&wasmtime::format_err!("import missing"), Phase::Instantiate, &state, limits()) {
+            CallError::Instantiate(detail) => assert!(detail.starts_with("import missing"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
