@@ -93,7 +93,34 @@ fn main() -> ExitCode {
     };
 
     println!("cargo:rustc-env=ZAE_COMPONENT_PATH={}", wasm.display());
+    match precompile(&wasm) {
+        Ok(cwasm) => println!("cargo:rustc-env=ZAE_COMPONENT_CWASM_PATH={}", cwasm.display()),
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return ExitCode::FAILURE;
+        }
+    }
     ExitCode::SUCCESS
+}
+
+mod engine_config {
+    include!("src/engine_config.rs");
+}
+
+/// Compile the component ahead of time for the target being built, so a cold
+/// start only maps machine code instead of running Cranelift.
+fn precompile(wasm: &Path) -> Result<PathBuf, String> {
+    let target = env::var("TARGET").map_err(|_| "cargo did not set TARGET".to_string())?;
+    println!("cargo:rustc-env=ZAE_ENGINE_TARGET={target}");
+    println!("cargo:rerun-if-changed=src/engine_config.rs");
+    let config =
+        engine_config::engine_config(&target).map_err(|e| format!("engine configuration for {target}: {e}"))?;
+    let engine = wasmtime::Engine::new(&config).map_err(|e| format!("creating the wasmtime engine: {e}"))?;
+    let bytes = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+    let cwasm = engine.precompile_component(&bytes).map_err(|e| format!("precompiling the component: {e:?}"))?;
+    let out = PathBuf::from(env::var_os("OUT_DIR").ok_or("cargo did not set OUT_DIR")?).join("zae_planner.cwasm");
+    std::fs::write(&out, cwasm).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
 }
 
 fn prebuilt_component(workspace: &Path, given: &Path) -> Result<PathBuf, String> {

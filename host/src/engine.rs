@@ -130,16 +130,22 @@ impl fmt::Debug for Planner {
     }
 }
 
-/// The engine configuration; identical for compiling, precompiling and
-/// loading a precompiled component (a `.cwasm` only loads into the same one).
-fn engine_config() -> Config {
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    config
+mod engine_config {
+    include!("engine_config.rs");
+}
+
+/// The component compiled ahead of time by `build.rs` for this build's target.
+pub static COMPONENT_CWASM: &[u8] = include_bytes!(env!("ZAE_COMPONENT_CWASM_PATH"));
+
+/// The target the engine (and the precompiled component) is configured for.
+pub const ENGINE_TARGET: &str = env!("ZAE_ENGINE_TARGET");
+
+fn engine_config() -> anyhow::Result<Config> {
+    engine_config::engine_config(ENGINE_TARGET).describe("configuring the wasmtime engine")
 }
 
 fn new_engine() -> anyhow::Result<Engine> {
-    Engine::new(&engine_config()).describe("creating the wasmtime engine")
+    Engine::new(&engine_config()?).describe("creating the wasmtime engine")
 }
 
 /// Attach context to a wasmtime error while converting it to `anyhow`.
@@ -154,10 +160,36 @@ impl<T> Describe<T> for wasmtime::Result<T> {
 }
 
 impl Planner {
+    /// Load the component precompiled at build time; if this machine cannot
+    /// run that code (for example a CPU without the features it was compiled
+    /// for), compile the embedded component instead and log a warning.
+    pub fn load(limits: Limits) -> anyhow::Result<Planner> {
+        // SAFETY: COMPONENT_CWASM was produced by build.rs with the same
+        // wasmtime version and engine configuration, and is part of this
+        // binary; wasmtime still checks version, configuration and CPU.
+        match unsafe { Self::from_precompiled(COMPONENT_CWASM, limits) } {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                tracing::warn!(target: "zae_aggregator::engine", exception = %format!("{e:#}"),
+                    "Precompiled planner unusable here; compiling the component");
+                Self::new(limits)
+            }
+        }
+    }
+
     /// Compile the embedded component (Cranelift) and prepare to run it.
     pub fn new(limits: Limits) -> anyhow::Result<Planner> {
         let engine = new_engine()?;
         let component = Component::new(&engine, COMPONENT_WASM).describe("compiling the planner component")?;
+        Self::assemble(engine, component, limits)
+    }
+
+    /// Compile another build of the planner component (a `.wasm` component
+    /// implementing `wit/planner.wit`), for tests and tools that compare
+    /// builds. Production code uses [`Planner::load`].
+    pub fn from_component(wasm: &[u8], limits: Limits) -> anyhow::Result<Planner> {
+        let engine = new_engine()?;
+        let component = Component::new(&engine, wasm).describe("compiling the given component")?;
         Self::assemble(engine, component, limits)
     }
 

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};

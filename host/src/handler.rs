@@ -1,0 +1,376 @@
+//! One invocation: plan the batch with the component, emit its logs, execute
+//! the plan, and build the Lambda response.
+//!
+//! The response keeps the Python aggregator's `statusCode` and `body` (SPEC
+//! §8.1) and adds `batchItemFailures` for `ReportBatchItemFailures`:
+//!
+//! ```json
+//! {"batchItemFailures":[{"itemIdentifier":"<sequence number>"}],
+//!  "statusCode":200,
+//!  "body":{"processed":3,"snapshots_updated":2,"refills_written":1,"events_archived":0,"errors":[]}}
+//! ```
+//!
+//! Lambda retries a stream batch from the lowest sequence number reported,
+//! so at most one failure is listed: the lowest-index record whose write
+//! failed for good. Records marked invalid by the planner are not failures
+//! (retrying cannot fix them); they are listed in `body.errors`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use zae_planner::plan::{Batch, Counters, LogLevel, PlanError, RecordOutcome, RecordStatus};
+
+use crate::engine::{CallError, Planner};
+use crate::executor::{Executor, Report};
+use crate::logging;
+use crate::settings::Settings;
+
+/// Logger name of the handler's lines.
+pub const LOGGER: &str = "zae_aggregator.handler";
+
+/// Everything an invocation needs, built once per process.
+pub struct App {
+    /// The planner component.
+    pub planner: Planner,
+    /// The AWS executor.
+    pub executor: Executor,
+    /// The validated configuration.
+    pub settings: Settings,
+}
+
+/// The result of one invocation that ran to the end (some writes may still
+/// have failed: see [`Invocation::failed_records`]).
+#[derive(Debug)]
+pub struct Invocation {
+    /// The Lambda response (see the module documentation).
+    pub response: Value,
+    /// How many records failed for good (their writes could not be applied).
+    pub failed_records: usize,
+    /// What the executor did.
+    pub report: Report,
+    /// The plan's counters.
+    pub plan_counters: Counters,
+}
+
+/// Why an invocation produced no response. Either way the invocation is a
+/// function error, so the event source mapping retries (and bisects) the
+/// batch; that is safe because every write is idempotent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeError {
+    /// The event is unusable: not JSON, not an object, or `Records` is not a
+    /// list.
+    BadEvent(String),
+    /// The planner component trapped, ran out of time or memory, or could not
+    /// be instantiated.
+    Component(CallError),
+}
+
+impl InvokeError {
+    /// A short error type, for Lambda's `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            InvokeError::BadEvent(_) => "InvalidEvent",
+            InvokeError::Component(CallError::Trap { .. }) => "PlannerTrap",
+            InvokeError::Component(CallError::DeadlineExceeded { .. }) => "PlannerDeadlineExceeded",
+            InvokeError::Component(CallError::MemoryLimit { .. }) => "PlannerMemoryLimit",
+            InvokeError::Component(CallError::Instantiate(_)) => "PlannerInstantiationFailed",
+        }
+    }
+
+    /// Lambda's error payload: `{"errorType": ..., "errorMessage": ...}`.
+    pub fn payload(&self) -> Value {
+        json!({"errorType": self.error_type(), "errorMessage": self.to_string()})
+    }
+}
+
+impl fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvokeError::BadEvent(m) => write!(f, "invalid event: {m}"),
+            InvokeError::Component(e) => e.fmt(f),
+        }
+    }
+}
+
+// No `source`: the message already carries the component error's text, so
+// an error chain would only repeat it.
+impl std::error::Error for InvokeError {}
+
+/// Run one invocation: plan `event_json` (passed to the planner unchanged)
+/// at `now_ms`, emit the plan's logs, execute the plan, and build the
+/// response. Logs `Lambda invocation started` and `Lambda invocation
+/// completed` (or `Lambda invocation failed`) on the handler's logger.
+pub async fn invoke(
+    app: &App,
+    event_json: &str,
+    request_id: &str,
+    function_name: &str,
+    now_ms: i64,
+) -> Result<Invocation, InvokeError> {
+    let started = Instant::now();
+    let threshold = app.settings.host.log_level;
+    let batch = Batch { event_json, config: &app.settings.config, now_ms, invocation_id: request_id };
+
+    // Planning is pure, so it runs before the first line: the start line can
+    // then carry the record count without the host parsing the event.
+    let planned = match app.planner.plan(&batch).await {
+        Ok(Ok(plan)) => Ok(plan),
+        Ok(Err(PlanError::BadEvent(m))) => Err(InvokeError::BadEvent(m)),
+        Ok(Err(PlanError::BadConfig(m))) => Err(InvokeError::BadEvent(format!(
+            "the planner rejected the configuration that passed start-up validation: {m}"
+        ))),
+        Err(e) => Err(InvokeError::Component(e)),
+    };
+    let plan = match planned {
+        Ok(plan) => plan,
+        Err(e) => {
+            log_started(app, request_id, function_name, None, now_ms);
+            logging::emit(
+                LogLevel::Error,
+                LOGGER,
+                "Lambda invocation failed",
+                &[
+                    ("request_id", json!(request_id)),
+                    ("error_type", json!(e.error_type())),
+                    ("processing_time_ms", elapsed_ms(started)),
+                ],
+                Some(&logging::error_chain(&e)),
+            );
+            return Err(e);
+        }
+    };
+    log_started(app, request_id, function_name, Some(plan.counters.records), now_ms);
+    logging::emit_plan_logs(&plan.logs, threshold);
+
+    let report = app.executor.execute(&app.planner, &batch, &plan).await;
+    logging::emit_plan_logs(&report.replan_logs, threshold);
+    let response = build_response(&plan.outcomes, &report);
+    let body = &response["body"];
+    let errors = body["errors"].as_array().map_or(0, Vec::len);
+    logging::emit(
+        LogLevel::Info,
+        LOGGER,
+        "Lambda invocation completed",
+        &[
+            ("request_id", json!(request_id)),
+            ("processed", body["processed"].clone()),
+            ("snapshots_updated", body["snapshots_updated"].clone()),
+            ("refills_written", body["refills_written"].clone()),
+            ("events_archived", body["events_archived"].clone()),
+            ("s3_objects_created", json!(report.archive_objects_written)),
+            ("error_count", json!(errors)),
+            ("processing_time_ms", elapsed_ms(started)),
+            ("failed_records", json!(report.failed_records.len())),
+            ("invalid_records", json!(plan.counters.invalid)),
+            ("skipped_records", json!(plan.counters.skipped)),
+            ("writes_planned", json!(plan.writes.len())),
+            ("requests", json!(report.requests)),
+            ("replan_rounds", json!(report.replan_rounds)),
+            ("replanned_writes", json!(report.replanned_writes)),
+            ("conditions_ignored", json!(report.conditions_ignored)),
+            ("shard_bumps_applied", json!(report.shard_bumps_applied)),
+            ("shard_propagations_applied", json!(report.shard_propagations_applied)),
+        ],
+        None,
+    );
+    if let Some(first) = report.failed_records.first() {
+        logging::emit(
+            LogLevel::Warning,
+            LOGGER,
+            "Reporting batch item failure",
+            &[
+                ("request_id", json!(request_id)),
+                ("failed_records", json!(report.failed_records.len())),
+                ("first_failed_index", json!(first)),
+                ("item_identifier", response["batchItemFailures"][0]["itemIdentifier"].clone()),
+            ],
+            None,
+        );
+    }
+    Ok(Invocation { failed_records: report.failed_records.len(), response, report, plan_counters: plan.counters })
+}
+
+fn log_started(app: &App, request_id: &str, function_name: &str, record_count: Option<u32>, now_ms: i64) {
+    let config = &app.settings.config;
+    let windows: Vec<&str> = config.windows.iter().map(|w| w.name()).collect();
+    logging::emit(
+        LogLevel::Info,
+        LOGGER,
+        "Lambda invocation started",
+        &[
+            ("request_id", json!(request_id)),
+            ("function_name", json!(function_name)),
+            ("record_count", json!(record_count)),
+            ("table_name", json!(config.table_name)),
+            ("snapshot_windows", json!(windows)),
+            ("enable_archival", json!(config.archive_bucket.is_some())),
+            ("archive_bucket", json!(config.archive_bucket)),
+            ("snapshot_ttl_days", json!(config.snapshot_ttl_days)),
+            ("max_shard_count", json!(config.max_shard_count)),
+            ("now_ms", json!(now_ms)),
+        ],
+        None,
+    );
+}
+
+/// Milliseconds since `started`, rounded to 2 decimals, as a JSON float.
+fn elapsed_ms(started: Instant) -> Value {
+    json!(round2(started.elapsed().as_secs_f64() * 1000.0))
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The Lambda response for a plan's record outcomes and the executor's
+/// report (pure).
+///
+/// * `batchItemFailures`: empty, or the sequence number of the
+///   lowest-index failed record (see [`failure_identifier`]).
+/// * `body.processed`: the number of records; `snapshots_updated`,
+///   `refills_written`, `events_archived`: what was applied;
+///   `errors`: the executor's error lines, then one line per invalid record
+///   (see [`error_lines`]).
+pub fn build_response(outcomes: &[RecordOutcome], report: &Report) -> Value {
+    let failures: Vec<Value> = failure_identifier(outcomes, &report.failed_records)
+        .into_iter()
+        .map(|id| json!({"itemIdentifier": id}))
+        .collect();
+    json!({
+        "batchItemFailures": failures,
+        "statusCode": 200,
+        "body": {
+            "processed": outcomes.len(),
+            "snapshots_updated": report.snapshots_applied,
+            "refills_written": report.refills_applied,
+            "events_archived": report.archived_events,
+            "errors": error_lines(outcomes, report),
+        }
+    })
+}
+
+/// The `itemIdentifier` to report for `failed` record indices: `None` when
+/// nothing failed, else the sequence number of the lowest failed index.
+///
+/// A failed record without a sequence number cannot occur (the planner
+/// marks such records invalid and never puts them in a write); should it
+/// happen, the batch's first record's sequence number is reported instead,
+/// and failing that an empty identifier, which Lambda treats as a failure of
+/// the whole batch. Either way the failed record is retried.
+pub fn failure_identifier(outcomes: &[RecordOutcome], failed: &BTreeSet<u32>) -> Option<String> {
+    let first = *failed.first()?;
+    let sequence_of = |index: u32| outcomes.iter().find(|o| o.index == index).and_then(|o| o.sequence_number.clone());
+    Some(sequence_of(first).or_else(|| outcomes.first().and_then(|o| o.sequence_number.clone())).unwrap_or_default())
+}
+
+/// `body.errors`: the executor's error lines, then
+/// `Invalid record {index} (sequence {seq}): {reason}` for each invalid
+/// record (`none` when it has no sequence number).
+pub fn error_lines(outcomes: &[RecordOutcome], report: &Report) -> Vec<String> {
+    let mut lines = report.errors.clone();
+    for o in outcomes {
+        if let RecordStatus::Invalid(reason) = &o.status {
+            let seq = o.sequence_number.as_deref().unwrap_or("none");
+            lines.push(format!("Invalid record {} (sequence {seq}): {reason}", o.index));
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report::default()
+    }
+
+    fn outcome(index: u32, seq: Option<&str>, status: RecordStatus) -> RecordOutcome {
+        RecordOutcome { index, sequence_number: seq.map(str::to_string), status }
+    }
+
+    #[test]
+    fn empty_batch() {
+        let r = build_response(&[], &report());
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            "{\"batchItemFailures\":[],\"statusCode\":200,\"body\":{\"processed\":0,\"snapshots_updated\":0,\
+             \"refills_written\":0,\"events_archived\":0,\"errors\":[]}}"
+        );
+    }
+
+    #[test]
+    fn counts_errors_and_the_lowest_failure() {
+        let outcomes = vec![
+            outcome(0, Some("100"), RecordStatus::Used),
+            outcome(1, Some("200"), RecordStatus::Invalid("rf is not a number".into())),
+            outcome(2, Some("300"), RecordStatus::Used),
+            outcome(3, None, RecordStatus::Invalid("no SequenceNumber".into())),
+            outcome(4, Some("500"), RecordStatus::Skipped("not a bucket".into())),
+            outcome(5, Some("600"), RecordStatus::Used),
+        ];
+        let mut rep = report();
+        rep.snapshots_applied = 4;
+        rep.refills_applied = 2;
+        rep.archived_events = 7;
+        rep.failed_records = [5, 2].into_iter().collect();
+        rep.errors = vec!["Error updating snapshot: throttled".into()];
+        let r = build_response(&outcomes, &rep);
+        assert_eq!(
+            r,
+            json!({
+                "batchItemFailures": [{"itemIdentifier": "300"}],
+                "statusCode": 200,
+                "body": {
+                    "processed": 6,
+                    "snapshots_updated": 4,
+                    "refills_written": 2,
+                    "events_archived": 7,
+                    "errors": [
+                        "Error updating snapshot: throttled",
+                        "Invalid record 1 (sequence 200): rf is not a number",
+                        "Invalid record 3 (sequence none): no SequenceNumber",
+                    ]
+                }
+            })
+        );
+        let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["batchItemFailures", "statusCode", "body"]);
+        let body_keys: Vec<&String> = r["body"].as_object().unwrap().keys().collect();
+        assert_eq!(body_keys, ["processed", "snapshots_updated", "refills_written", "events_archived", "errors"]);
+    }
+
+    #[test]
+    fn a_failure_without_sequence_number_falls_back() {
+        let outcomes = vec![outcome(0, Some("100"), RecordStatus::Used), outcome(1, None, RecordStatus::Used)];
+        let failed: BTreeSet<u32> = [1].into_iter().collect();
+        assert_eq!(failure_identifier(&outcomes, &failed).as_deref(), Some("100"));
+        let outcomes = vec![outcome(0, None, RecordStatus::Used)];
+        let failed: BTreeSet<u32> = [0].into_iter().collect();
+        assert_eq!(failure_identifier(&outcomes, &failed).as_deref(), Some(""));
+        assert_eq!(failure_identifier(&outcomes, &BTreeSet::new()), None);
+    }
+
+    #[test]
+    fn errors_display_and_payload() {
+        let e = InvokeError::BadEvent("Records is not a list".into());
+        assert_eq!(e.to_string(), "invalid event: Records is not a list");
+        assert_eq!(
+            e.payload(),
+            json!({"errorType": "InvalidEvent", "errorMessage": "invalid event: Records is not a list"})
+        );
+        let e = InvokeError::Component(CallError::DeadlineExceeded { deadline: std::time::Duration::from_millis(10) });
+        assert_eq!(e.error_type(), "PlannerDeadlineExceeded");
+        assert_eq!(e.to_string(), "planner call exceeded its deadline of 10 ms");
+        assert!(std::error::Error::source(&e).is_none(), "the message carries the cause once");
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(round2(12.3456), 12.35);
+        assert_eq!(round2(0.001), 0.0);
+    }
+}
