@@ -175,6 +175,10 @@ fn error_to(e: native::PlanError) -> wit::PlanError {
 
 impl Guest for Component {
     fn plan(batch: wit::Batch) -> Result<wit::Plan, wit::PlanError> {
+        #[cfg(feature = "test-trap")]
+        if batch.invocation_id == "zae-test:trap" {
+            panic!("test-trap: trapping on request");
+        }
         let config = config_from(batch.config);
         let b = native::Batch {
             event_json: &batch.event_json,

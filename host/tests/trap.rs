@@ -1,0 +1,115 @@
+//! A guest that traps fails only its own batch: the planner and the handler
+//! keep serving the next one.
+//!
+//! The shipped component never panics on any input, so this test builds a
+//! second copy of it with the `test-trap` feature, which panics (a wasm
+//! `unreachable` trap) when the invocation id is `zae-test:trap` and behaves
+//! normally otherwise. The build goes to its own target directory, so the
+//! embedded component is never touched.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use zae_aggregator::executor::{Executor, ExecutorOptions};
+use zae_aggregator::handler::{self, App, InvokeError};
+use zae_aggregator::settings::Settings;
+use zae_aggregator::{CallError, Limits, Planner};
+use zae_planner::config::Config;
+use zae_planner::plan::Batch;
+
+mod common;
+
+const TRAP_ID: &str = "zae-test:trap";
+
+/// The trapping build of the component (built once per test process).
+fn trap_component() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let target_dir = root.join("target").join("component-test-trap");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args(["build", "--quiet", "-p", "zae-planner", "--target", "wasm32-wasip2", "--profile", "component"])
+            .args(["--features", "test-trap", "--locked", "--target-dir"])
+            .arg(&target_dir)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the test-trap component failed");
+        std::fs::read(target_dir.join("wasm32-wasip2/component/zae_planner.wasm")).expect("the component was built")
+    })
+}
+
+fn trap_planner() -> Planner {
+    Planner::from_component(trap_component(), Limits::default()).expect("the test-trap component compiles")
+}
+
+fn empty_event() -> &'static str {
+    r#"{"Records":[]}"#
+}
+
+#[tokio::test]
+async fn a_trap_fails_its_call_and_the_planner_keeps_serving() {
+    let planner = trap_planner();
+    let config = Config::default();
+    let event = common::bucket_event(50);
+    let trapping = Batch { event_json: &event, config: &config, now_ms: 1_767_225_600_000, invocation_id: TRAP_ID };
+    for _ in 0..2 {
+        match planner.plan(&trapping).await {
+            Err(CallError::Trap { code, detail }) => {
+                assert!(code.as_deref().is_some_and(|c| c.contains("unreachable")), "code {code:?}");
+                assert!(detail.contains("test-trap: trapping on request"), "the guest's panic message: {detail}");
+            }
+            other => panic!("expected a trap, got {:?}", other.map(|r| r.is_ok())),
+        }
+        // Same planner, next batch: a fresh instance answers, and exactly as
+        // the native planner does.
+        let fine = Batch { invocation_id: "req-2", ..trapping };
+        let plan = planner.plan(&fine).await.expect("no call error").expect("a plan");
+        let native = zae_planner::plan(&fine).expect("a native plan");
+        assert_eq!(zae_planner::plan::canonical_json(&plan), zae_planner::plan::canonical_json(&native));
+    }
+}
+
+#[tokio::test]
+async fn a_trapped_invocation_is_a_function_error_and_the_next_one_succeeds() {
+    let planner = trap_planner();
+    let settings =
+        Settings::from_vars(&planner, &[("TABLE_NAME".into(), "rate-limits".into())]).await.expect("valid settings");
+    // No request is ever sent: the trapped batch plans nothing and the next
+    // batch is empty. A closed loopback port makes any request fail loudly.
+    let sdk = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    let s3 = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .endpoint_url("http://127.0.0.1:9")
+        .force_path_style(true)
+        .build();
+    let executor = Executor::new(
+        aws_sdk_dynamodb::Client::from_conf(sdk),
+        aws_sdk_s3::Client::from_conf(s3),
+        ExecutorOptions::default(),
+    );
+    let app = App { planner, executor, settings };
+    let event = common::bucket_event(10);
+
+    let err = handler::invoke(&app, &event, TRAP_ID, "fn", 1_767_225_600_000).await.expect_err("the guest traps");
+    assert!(matches!(err, InvokeError::Component(CallError::Trap { .. })), "{err:?}");
+    assert_eq!(err.error_type(), "PlannerTrap");
+    assert!(err.to_string().contains("unreachable"), "{err}");
+
+    let ok = handler::invoke(&app, empty_event(), "req-2", "fn", 1_767_225_600_000).await.expect("the next batch runs");
+    assert_eq!(ok.failed_records, 0);
+    assert_eq!(ok.response["statusCode"], 200);
+    assert_eq!(ok.response["batchItemFailures"], serde_json::json!([]));
+}
