@@ -1,0 +1,492 @@
+//! End-to-end: the real `zae-aggregator invoke` binary against a real moto
+//! server (DynamoDB and S3 over HTTP on 127.0.0.1), exactly as one Lambda
+//! invocation would run.
+//!
+//! Two kinds of tests:
+//!
+//! * **expected states**: every conformance vector with a `state.json` is
+//!   run from its start state (the latest image of each bucket the event
+//!   touches, or the zae-limiter table in `tests/local/fixture.json`), and the
+//!   whole table and every archive object afterwards must equal the file.
+//!   `ZAE_BLESS=1` rewrites the files (review the diff: they are checked
+//!   against the Python aggregator by the oracle comparison in the README);
+//! * **behaviours**, asserted directly: old- and new-format buckets, refill
+//!   lock won and lost, shard doubling and propagation, archive objects and
+//!   their NDJSON, malformed records reported while the rest lands.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{json, Value};
+use zae_aggregator::dynamo_json;
+use zae_planner::vector::{default_root, load, Vector};
+
+mod common;
+use common::moto::{gunzip, Moto};
+
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// The vectors whose final state is pinned, and where each starts from.
+const STATE_VECTORS: &[(&str, Start)] = &[
+    ("golden-1-spec13", Start::LatestImages),
+    ("golden-2-midnight-w4", Start::LatestImages),
+    ("old-format-bucket-w20", Start::LatestImages),
+    ("pre-migration-unprefixed", Start::LatestImages),
+    ("refill-w10-every-limit", Start::LatestImages),
+    ("refill-sharded-division", Start::LatestImages),
+    ("shard-threshold-exact", Start::LatestImages),
+    ("propagate-2-to-4", Start::LatestImages),
+    ("archive-multi-day-w13", Start::LatestImages),
+    ("archive-unicode-and-large", Start::LatestImages),
+    ("malformed-records", Start::LatestImages),
+    ("real-batch-1000", Start::Fixture),
+    ("real-malformed-skips", Start::Fixture),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// The latest `NewImage` of every MODIFY record's item.
+    LatestImages,
+    /// `tests/local/fixture.json`: the zae-limiter table as the Python
+    /// library's own traffic left it (the stream the real vectors come from).
+    Fixture,
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn vector(name: &str) -> Vector {
+    load(&default_root().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// What one `invoke` did.
+struct Run {
+    code: i32,
+    response: Value,
+    logs: Vec<Value>,
+}
+
+impl Run {
+    fn summary(&self) -> &Value {
+        self.logs
+            .iter()
+            .rev()
+            .find(|l| l["message"] == "Lambda invocation completed")
+            .unwrap_or_else(|| panic!("no summary line in {:#?}", self.logs))
+    }
+}
+
+/// A moto server with the vector's table and archive bucket, in its start
+/// state.
+async fn prepared(v: &Vector, start: Start) -> Moto {
+    let moto = Moto::start();
+    moto.create_table(&v.config.table_name).await;
+    if let Some(bucket) = &v.config.archive_bucket {
+        moto.create_bucket(bucket).await;
+    }
+    match start {
+        Start::LatestImages => {
+            for image in latest_images(&v.event_json).values() {
+                moto.put_item(&v.config.table_name, image).await;
+            }
+        }
+        Start::Fixture => {
+            let text = std::fs::read_to_string(root().join("tests/local/fixture.json")).unwrap();
+            let fixture: Value = serde_json::from_str(&text).unwrap();
+            for item in fixture["items"].as_array().unwrap() {
+                moto.put_item(&v.config.table_name, &item.to_string()).await;
+            }
+        }
+    }
+    moto
+}
+
+/// `(PK, SK)` → the latest NewImage (JSON text) of each MODIFY record's item.
+fn latest_images(event_json: &str) -> BTreeMap<(String, String), String> {
+    let event: Value = serde_json::from_str(event_json).unwrap();
+    let mut latest = BTreeMap::new();
+    for r in event["Records"].as_array().into_iter().flatten() {
+        let image = &r["dynamodb"]["NewImage"];
+        if r["eventName"] == "MODIFY" && image["PK"]["S"].is_string() && image["SK"]["S"].is_string() {
+            let key = (image["PK"]["S"].as_str().unwrap().to_string(), image["SK"]["S"].as_str().unwrap().to_string());
+            // A table refuses empty strings in index keys, so no stored
+            // item can have one; some synthetic images do.
+            let mut image = image.clone();
+            image.as_object_mut().unwrap().retain(|k, v| !(k.starts_with("GSI") && v["S"] == ""));
+            // Nor can it hold a malformed number (the malformed-record vectors).
+            let text = image.to_string();
+            if dynamo_json::to_attribute_value(&format!("{{\"M\":{text}}}")).is_ok() {
+                latest.insert(key, text);
+            }
+        }
+    }
+    latest
+}
+
+/// Run `zae-aggregator invoke` on `event` with the vector's configuration,
+/// clock and request id.
+fn invoke(moto: &Moto, v: &Vector, event: &Path, extra_env: &[(&str, &str)]) -> Run {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = std::env::temp_dir().join(format!("zae-e2e-{}-{run}-{}.json", std::process::id(), v.name));
+    let _ = std::fs::remove_file(&out);
+    let windows: Vec<&str> = v.config.windows.iter().map(|w| w.name()).collect();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_zae-aggregator"));
+    c.env_clear()
+        .envs(moto.aws_env())
+        .env("TABLE_NAME", &v.config.table_name)
+        .env("SNAPSHOT_WINDOWS", windows.join(","))
+        .env("SNAPSHOT_TTL_DAYS", v.config.snapshot_ttl_days.to_string())
+        .env("MAX_SHARD_COUNT", v.config.max_shard_count.to_string())
+        .env("ZAE_MAX_ATTEMPTS", "2");
+    match &v.config.archive_bucket {
+        Some(b) => c.env("ENABLE_ARCHIVAL", "true").env("ARCHIVE_BUCKET_NAME", b),
+        None => c.env("ENABLE_ARCHIVAL", "false"),
+    };
+    c.envs(extra_env.iter().copied());
+    c.args(["invoke", "--now-ms", &v.now_ms.to_string(), "--request-id", &v.invocation_id, "--output"])
+        .arg(&out)
+        .arg(event);
+    let o = c.output().expect("the binary runs");
+    let logs: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}")))
+        .collect();
+    let response = std::fs::read_to_string(&out)
+        .map(|t| serde_json::from_str(&t).expect("the response is JSON"))
+        .unwrap_or(Value::Null);
+    let _ = std::fs::remove_file(&out);
+    Run { code: o.status.code().expect("exited"), response, logs }
+}
+
+fn event_path(v: &Vector) -> PathBuf {
+    v.dir.join("event.json")
+}
+
+/// The table as sorted `PK`, `SK`, then DynamoDB JSON lines.
+async fn table_state(moto: &Moto, table: &str) -> Vec<Value> {
+    let mut items: Vec<(String, String, Value)> = moto
+        .scan(table)
+        .await
+        .iter()
+        .map(|i| {
+            let json: Value = serde_json::from_str(&dynamo_json::item_to_json(i)).unwrap();
+            (s(i, "PK").to_string(), s(i, "SK").to_string(), sorted(json))
+        })
+        .collect();
+    items.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    items.into_iter().map(|(_, _, v)| v).collect()
+}
+
+/// Every archive object: key and gunzipped NDJSON lines.
+async fn objects_state(moto: &Moto, bucket: Option<&str>) -> Vec<Value> {
+    let Some(bucket) = bucket else { return Vec::new() };
+    let mut out = Vec::new();
+    for key in moto.list_objects(bucket).await {
+        let body = moto.get_object(bucket, &key).await;
+        let text = String::from_utf8(gunzip(&body)).expect("NDJSON is UTF-8");
+        let lines: Vec<&str> = text.lines().collect();
+        out.push(json!({"key": key, "lines": lines}));
+    }
+    out
+}
+
+/// Objects with their keys in sorted order (serde_json keeps insertion order).
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let sorted: BTreeMap<String, Value> = m.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            Value::Object(sorted.into_iter().collect())
+        }
+        other => other,
+    }
+}
+
+fn s<'a>(item: &'a Item, name: &str) -> &'a str {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("")
+}
+
+fn n(item: &Item, name: &str) -> i64 {
+    let text = item.get(name).and_then(|v| v.as_n().ok()).unwrap_or_else(|| panic!("no N {name} in {item:?}"));
+    text.parse().unwrap()
+}
+
+fn find<'a>(items: &'a [Item], pk: &str, sk: &str) -> Option<&'a Item> {
+    items.iter().find(|i| s(i, "PK") == pk && s(i, "SK") == sk)
+}
+
+fn get<'a>(items: &'a [Item], pk: &str, sk: &str) -> &'a Item {
+    find(items, pk, sk).unwrap_or_else(|| panic!("no item {pk} / {sk}"))
+}
+
+#[tokio::test]
+async fn vectors_reach_their_expected_states() {
+    let bless = std::env::var_os("ZAE_BLESS").is_some();
+    let mut failures = Vec::new();
+    for &(name, start) in STATE_VECTORS {
+        let v = vector(name);
+        let moto = prepared(&v, start).await;
+        let run = invoke(&moto, &v, &event_path(&v), &[]);
+        let state = json!({
+            "start": match start { Start::LatestImages => "latest-images", Start::Fixture => "fixture" },
+            "exit_code": run.code,
+            "response": run.response,
+            "table": table_state(&moto, &v.config.table_name).await,
+            "objects": objects_state(&moto, v.config.archive_bucket.as_deref()).await,
+        });
+        let rendered = serde_json::to_string_pretty(&state).unwrap() + "\n";
+        let path = v.dir.join("state.json");
+        if bless {
+            std::fs::write(&path, &rendered).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (ZAE_BLESS=1 creates it)", path.display()));
+        if expected != rendered {
+            let line = expected.lines().zip(rendered.lines()).position(|(a, b)| a != b).unwrap_or(0);
+            failures.push(format!(
+                "{name}: state differs from state.json at line {}: expected {:?}, got {:?}",
+                line + 1,
+                expected.lines().nth(line).unwrap_or(""),
+                rendered.lines().nth(line).unwrap_or("")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The `(PK, SK)` of every planned snapshot write.
+fn planned_snapshot_keys(v: &Vector) -> Vec<(String, String)> {
+    let plan = zae_planner::plan(&v.batch()).unwrap();
+    let mut keys: Vec<(String, String)> = plan
+        .writes
+        .iter()
+        .filter(|w| w.purpose == zae_planner::plan::Purpose::Snapshot)
+        .map(|w| match &w.operation {
+            zae_planner::plan::Operation::UpdateItem(u) => key_strings(&u.key),
+            other => panic!("snapshot writes are UpdateItems, got {other:?}"),
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn key_strings(key: &[zae_planner::plan::Attribute]) -> (String, String) {
+    let text = |i: usize| serde_json::from_str::<Value>(&key[i].value).unwrap()["S"].as_str().unwrap().to_string();
+    (text(0), text(1))
+}
+
+#[tokio::test]
+async fn new_and_old_format_buckets_roll_up_to_the_same_snapshot_schema() {
+    for name in ["golden-1-spec13", "old-format-bucket-w20"] {
+        let v = vector(name);
+        let moto = prepared(&v, Start::LatestImages).await;
+        let run = invoke(&moto, &v, &event_path(&v), &[]);
+        assert_eq!(run.code, 0, "{name}: {:#?}", run.logs);
+        let items = moto.scan(&v.config.table_name).await;
+        let usage: Vec<&Item> = items.iter().filter(|i| s(i, "SK").starts_with("#USAGE#")).collect();
+        let mut keys: Vec<(String, String)> =
+            usage.iter().map(|i| (s(i, "PK").to_string(), s(i, "SK").to_string())).collect();
+        keys.sort();
+        assert_eq!(keys, planned_snapshot_keys(&v), "{name}: the planned snapshot items exist");
+        assert!(!usage.is_empty(), "{name}: no snapshot item");
+        for i in &usage {
+            for attr in ["entity_id", "resource", "window", "window_start", "GSI2PK", "GSI2SK"] {
+                assert!(!s(i, attr).is_empty(), "{name}: {attr} missing in {i:?}");
+            }
+            assert!(n(i, "total_events") > 0);
+            // Bookkeeping is never a number attribute (the reader would count it).
+            for (k, val) in i.iter() {
+                if k.starts_with("wm#") {
+                    assert!(val.as_s().is_ok_and(|t| t.len() == 40), "{name}: {k} = {val:?}");
+                }
+            }
+        }
+        assert_eq!(run.response["body"]["snapshots_updated"], json!(usage.len()), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn refill_lock_won_and_lost() {
+    let v = vector("golden-1-spec13");
+    let plan = zae_planner::plan(&v.batch()).unwrap();
+    let refill = plan
+        .writes
+        .iter()
+        .find(|w| w.purpose == zae_planner::plan::Purpose::Refill)
+        .expect("the golden vector refills");
+    let (pk, sk) = match &refill.operation {
+        zae_planner::plan::Operation::UpdateItem(u) => key_strings(&u.key),
+        other => panic!("refill is an UpdateItem, got {other:?}"),
+    };
+
+    // Won: the bucket still holds the rf the records saw.
+    let moto = prepared(&v, Start::LatestImages).await;
+    let before = get(&moto.scan(&v.config.table_name).await, &pk, &sk).clone();
+    let run = invoke(&moto, &v, &event_path(&v), &[]);
+    assert_eq!(run.code, 0);
+    assert_eq!(run.response["body"]["refills_written"], 1);
+    let after = get(&moto.scan(&v.config.table_name).await, &pk, &sk).clone();
+    assert_eq!(n(&after, "rf"), v.now_ms, "rf moves to now");
+    let tk: Vec<&String> = before.keys().filter(|k| k.starts_with("b_") && k.ends_with("_tk")).collect();
+    assert!(tk.iter().any(|k| n(&after, k) > n(&before, k)), "some limit gained tokens: {before:?} -> {after:?}");
+
+    // Lost: another writer moved rf first; the refill changes nothing, and
+    // that is an expected outcome, not a failure.
+    let moto = prepared(&v, Start::LatestImages).await;
+    let mut moved: Value = serde_json::from_str(&dynamo_json::item_to_json(&before)).unwrap();
+    moved["rf"] = json!({"N": (v.now_ms - 1).to_string()});
+    moto.put_item(&v.config.table_name, &moved.to_string()).await;
+    let untouched = get(&moto.scan(&v.config.table_name).await, &pk, &sk).clone();
+    let run = invoke(&moto, &v, &event_path(&v), &[]);
+    assert_eq!(run.code, 0, "a lost lock is not an error: {:#?}", run.logs);
+    assert_eq!(run.response["body"]["refills_written"], 0);
+    assert_eq!(run.response["batchItemFailures"], json!([]));
+    assert_eq!(run.summary()["conditions_ignored"], 1);
+    let after = get(&moto.scan(&v.config.table_name).await, &pk, &sk).clone();
+    // The shard bump of the same batch may change shard_count; the refill
+    // changed no balance and did not move rf.
+    for (k, val) in &untouched {
+        if k == "rf" || k.ends_with("_tk") {
+            assert_eq!(after.get(k), Some(val), "{k}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn shard_doubling_then_propagation_to_every_shard() {
+    // Doubling: shard 0's wcu is below 20 % of capacity.
+    let v = vector("golden-1-spec13");
+    let moto = prepared(&v, Start::LatestImages).await;
+    let before = moto.scan(&v.config.table_name).await;
+    let run = invoke(&moto, &v, &event_path(&v), &[]);
+    assert_eq!(run.code, 0, "{:#?}", run.logs);
+    let after = moto.scan(&v.config.table_name).await;
+    let doubled: Vec<(String, i64, i64)> = after
+        .iter()
+        .filter(|i| s(i, "SK") == "#STATE" && i.contains_key("shard_count"))
+        .filter_map(|i| {
+            let old = find(&before, s(i, "PK"), "#STATE").map(|b| n(b, "shard_count"))?;
+            (old != n(i, "shard_count")).then(|| (s(i, "PK").to_string(), old, n(i, "shard_count")))
+        })
+        .collect();
+    assert_eq!(run.summary()["shard_bumps_applied"], json!(doubled.len()));
+    assert_eq!(doubled.len(), 1, "{doubled:?}");
+    for (pk, old, new) in &doubled {
+        assert_eq!(*new, old * 2, "{pk}");
+    }
+
+    // Propagation: a shard_count raised to 4 reaches shard 1 (update) and
+    // creates shards 2 and 3 (clones of shard 0 with per-shard capacity).
+    let v = vector("propagate-2-to-4");
+    let moto = prepared(&v, Start::LatestImages).await;
+    // Shard 1 exists and still says 2; shards 2 and 3 do not exist yet.
+    let (pk0, image) = latest_images(&v.event_json).into_iter().next().unwrap();
+    let mut shard1: Value = serde_json::from_str(&image).unwrap();
+    let pk1 = format!("{}#1", pk0.0.rsplit_once('#').unwrap().0);
+    shard1["PK"] = json!({"S": pk1});
+    shard1["shard_count"] = json!({"N": "2"});
+    moto.put_item(&v.config.table_name, &shard1.to_string()).await;
+    let run = invoke(&moto, &v, &event_path(&v), &[]);
+    assert_eq!(run.code, 0, "{:#?}", run.logs);
+    let items = moto.scan(&v.config.table_name).await;
+    let shards: Vec<&Item> =
+        items.iter().filter(|i| s(i, "SK") == "#STATE" && s(i, "PK").contains("/BUCKET#")).collect();
+    let prefix = s(shards[0], "PK").rsplit_once('#').unwrap().0.to_string();
+    for shard in 0..4 {
+        let item = get(&items, &format!("{prefix}#{shard}"), "#STATE");
+        assert_eq!(n(item, "shard_count"), 4, "shard {shard}");
+    }
+    assert_eq!(run.summary()["shard_propagations_applied"], 3);
+}
+
+#[tokio::test]
+async fn archive_objects_hold_the_audit_rows_as_ndjson() {
+    let v = vector("archive-multi-day-w13");
+    let moto = prepared(&v, Start::LatestImages).await;
+    let run = invoke(&moto, &v, &event_path(&v), &[]);
+    assert_eq!(run.code, 0, "{:#?}", run.logs);
+    let bucket = v.config.archive_bucket.as_deref().unwrap();
+    let keys = moto.list_objects(bucket).await;
+    assert!(keys.len() >= 2, "one object per UTC day: {keys:?}");
+    let plan = zae_planner::plan(&v.batch()).unwrap();
+    let mut events = 0;
+    for key in &keys {
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts[0], "audit");
+        assert!(parts[1].starts_with("year=") && parts[2].starts_with("month=") && parts[3].starts_with("day="));
+        assert!(parts[4].starts_with("audit-") && parts[4].ends_with(".jsonl.gz"), "{key}");
+        let stored = moto.get_object(bucket, key).await;
+        // The stored bytes are exactly the planned object.
+        let planned = plan
+            .writes
+            .iter()
+            .find_map(|w| match &w.operation {
+                zae_planner::plan::Operation::PutObject(o) if &o.key == key => Some(o.body.clone()),
+                _ => None,
+            })
+            .expect("every object was planned");
+        assert_eq!(stored, planned, "{key}");
+        for line in String::from_utf8(gunzip(&stored)).unwrap().lines() {
+            let event: Value = serde_json::from_str(line).unwrap();
+            assert!(event["event_id"].is_string() || event["event_id"].is_null(), "{line}");
+            events += 1;
+        }
+    }
+    assert_eq!(run.response["body"]["events_archived"], events);
+}
+
+#[tokio::test]
+async fn malformed_records_are_reported_with_their_sequence_numbers_and_the_rest_lands() {
+    let v = vector("real-malformed");
+    let moto = prepared(&v, Start::Fixture).await;
+    let run = invoke(&moto, &v, &event_path(&v), &[]);
+    assert_eq!(run.code, 0, "invalid records are reported, not retried: {:#?}", run.logs);
+    assert_eq!(run.response["batchItemFailures"], json!([]));
+    let plan = zae_planner::plan(&v.batch()).unwrap();
+    let invalid: Vec<(u32, String)> = plan
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o.status, zae_planner::plan::RecordStatus::Invalid(_)))
+        .map(|o| (o.index, o.sequence_number.clone().unwrap_or_else(|| "none".into())))
+        .collect();
+    assert!(invalid.len() >= 5, "the vector has many malformed records: {invalid:?}");
+    let errors: Vec<&str> =
+        run.response["body"]["errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    for (index, seq) in &invalid {
+        let prefix = format!("Invalid record {index} (sequence {seq}): ");
+        assert!(errors.iter().any(|e| e.starts_with(&prefix)), "{prefix} not in {errors:#?}");
+    }
+    // The valid records landed: snapshots and archived audit rows.
+    assert!(run.response["body"]["snapshots_updated"].as_u64().unwrap() > 0);
+    assert!(run.response["body"]["events_archived"].as_u64().unwrap() > 0);
+    let usage = moto.scan(&v.config.table_name).await.iter().filter(|i| s(i, "SK").starts_with("#USAGE#")).count();
+    assert_eq!(json!(usage), run.response["body"]["snapshots_updated"]);
+}
+
+#[tokio::test]
+async fn a_failed_archive_write_fails_its_records_and_nothing_else() {
+    let v = vector("archive-multi-day-w13");
+    let moto = Moto::start();
+    moto.create_table(&v.config.table_name).await;
+    // No bucket: every PutObject fails.
+    let run = invoke(&moto, &v, &event_path(&v), &[]);
+    assert_eq!(run.code, 1, "some records failed");
+    let plan = zae_planner::plan(&v.batch()).unwrap();
+    let archived: Vec<u32> = plan
+        .writes
+        .iter()
+        .filter(|w| w.purpose == zae_planner::plan::Purpose::Archive)
+        .flat_map(|w| w.records.iter().copied())
+        .collect();
+    let lowest = archived.iter().min().unwrap();
+    let seq = plan.outcomes[*lowest as usize].sequence_number.clone().unwrap();
+    assert_eq!(run.response["batchItemFailures"], json!([{"itemIdentifier": seq}]));
+    let errors = run.response["body"]["errors"].as_array().unwrap();
+    assert!(errors.iter().any(|e| e.as_str().unwrap().starts_with("archive s3://")), "{errors:#?}");
+    let failed_line = run.logs.iter().find(|l| l["message"] == "Write failed").expect("a Write failed line");
+    assert!(failed_line["exception"].as_str().is_some_and(|e| e.contains("NoSuchBucket")), "{failed_line}");
+}
