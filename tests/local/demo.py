@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""The local main job (run it through demo.sh, which builds the binary and
+installs moto): one real DynamoDB-stream batch through `zae-aggregator invoke`
+against a moto server on 127.0.0.1, then a readable view of what it wrote.
+
+Steps:
+ 1. start `moto_server` on a free loopback port (stopped by PID on exit);
+ 2. create a table shaped like zae-limiter's (PK/SK, GSI2/3/4, stream with new
+    and old images) and an archive bucket;
+ 3. load the table as the Python library's own traffic left it (fixture.json:
+    buckets, configs, entities, audit rows);
+ 4. run `zae-aggregator invoke EVENT --now-ms ... --request-id ...` with the
+    Lambda's environment variables, exactly as one Lambda invocation;
+ 5. print the Lambda response, the usage snapshot items, the bucket items the
+    run changed (refills, shard doublings, propagated shards) and the archive
+    objects with their first NDJSON line.
+
+Only boto3 (installed with moto) and the standard library are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_VECTOR = ROOT / "tests" / "conformance" / "real-batch-1000"
+REGION = "us-east-1"
+TABLE = "zae-limiter"
+BUCKET = "zae-limiter-audit-archive"
+# The attributes zae-limiter's snapshot reader does not count (SPEC §9).
+SNAPSHOT_METADATA = {
+    "PK", "SK", "entity_id", "resource", "window", "window_start", "total_events",
+    "GSI2PK", "GSI2SK", "GSI4PK", "GSI4SK", "ttl",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto(log_path: Path) -> tuple[subprocess.Popen, str]:
+    exe = os.environ.get("ZAE_MOTO_SERVER") or str(Path(sys.executable).with_name("moto_server"))
+    port = free_port()
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"moto_server exited with {proc.returncode}; see {log_path}")
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
+            return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"moto_server did not answer on {url} within 60 s; see {log_path}")
+
+
+def aws_env(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+def create_table(ddb) -> None:
+    """The key schema, indexes and stream zae-limiter's stack creates."""
+    attrs = ["PK", "SK"] + [f"GSI{n}{k}" for n in (2, 3, 4) for k in ("PK", "SK")]
+    ddb.create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attrs],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": f"GSI{n}",
+                "KeySchema": [
+                    {"AttributeName": f"GSI{n}PK", "KeyType": "HASH"},
+                    {"AttributeName": f"GSI{n}SK", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for n in (2, 3, 4)
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+
+
+def scan(ddb) -> dict[tuple[str, str], dict]:
+    items = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
+        for it in page["Items"]:
+            items[(it["PK"]["S"], it["SK"]["S"])] = it
+    return items
+
+
+def value(av: dict) -> str:
+    (kind, v), = av.items()
+    return v if kind in ("S", "N") else json.dumps(av, separators=(",", ":"))
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+WINDOW_ORDER = {"hourly": 0, "daily": 1, "monthly": 2}
+
+
+def snapshot_rows(items: dict) -> list[list[str]]:
+    """One row per snapshot item, as zae-limiter's reader sees it (SPEC §9)."""
+    rows = []
+    for (pk, sk), it in items.items():
+        if not sk.startswith("#USAGE#"):
+            continue
+        ns, _, entity = pk.rpartition("/ENTITY#")
+        counters = {k: v["N"] for k, v in it.items() if "N" in v and k not in SNAPSHOT_METADATA}
+        window = value(it.get("window", {"S": "?"}))
+        rows.append([
+            ns or "-",
+            entity,
+            value(it.get("resource", {"S": "?"})),
+            window,
+            value(it.get("window_start", {"S": "?"})),
+            value(it.get("total_events", {"N": "0"})),
+            " ".join(f"{k}={v}" for k, v in sorted(counters.items())),
+        ])
+    rows.sort(key=lambda r: (r[0], r[1], r[2], WINDOW_ORDER.get(r[3], 9), r[4]))
+    return rows
+
+
+def bucket_rows(before: dict, after: dict) -> list[list[str]]:
+    rows = []
+    for key in sorted(set(before) | set(after)):
+        pk, sk = key
+        if sk != "#STATE" or "/BUCKET#" not in pk:
+            continue
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if old is None:
+            rows.append([pk, "created (shard clone)", f"shard_count={value(new.get('shard_count', {'N': '1'}))}"])
+            continue
+        if new is None:
+            rows.append([pk, "deleted", ""])
+            continue
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        what = []
+        if "shard_count" in changed:
+            what.append(f"shard_count {value(old.get('shard_count', {'N': '1'}))} -> {value(new['shard_count'])}")
+        tk = [k for k in changed if k.endswith("_tk")]
+        if tk:
+            what.append("refilled (millitokens) " + ", ".join(f"{k[2:-3]} {value(old[k])} -> {value(new[k])}" for k in tk))
+        rest = [k for k in changed if k not in tk and k != "shard_count"]
+        rows.append([pk, "; ".join(what) or "updated", " ".join(rest)])
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", required=True, help="the zae-aggregator executable")
+    ap.add_argument("--event", default=str(DEFAULT_VECTOR / "event.json"), help="Lambda event JSON file")
+    ap.add_argument("--fixture", default=str(ROOT / "tests" / "local" / "fixture.json"), help="starting table items")
+    ap.add_argument("--now-ms", type=int, help="frozen clock (default: the bundled vector's now_ms)")
+    ap.add_argument("--windows", default="hourly,daily,monthly", help="SNAPSHOT_WINDOWS")
+    args = ap.parse_args()
+
+    now_ms = args.now_ms
+    if now_ms is None:
+        now_ms = int(json.loads((DEFAULT_VECTOR / "input.json").read_text())["now_ms"])
+
+    with tempfile.TemporaryDirectory(prefix="zae-demo-") as tmp:
+        tmp = Path(tmp)
+        proc, endpoint = start_moto(tmp / "moto.log")
+        try:
+            return run(args, now_ms, endpoint, tmp)
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def run(args, now_ms: int, endpoint: str, tmp: Path) -> int:
+    env = aws_env(endpoint)
+    session = boto3.session.Session(
+        aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION
+    )
+    ddb = session.client("dynamodb", endpoint_url=endpoint)
+    s3 = session.client("s3", endpoint_url=endpoint)
+    create_table(ddb)
+    s3.create_bucket(Bucket=BUCKET)
+    fixture = json.loads(Path(args.fixture).read_text())["items"]
+    for it in fixture:
+        ddb.put_item(TableName=TABLE, Item=it)
+    before = scan(ddb)
+    n_records = len(json.loads(Path(args.event).read_text())["Records"])
+    print(f"moto on {endpoint}: table {TABLE} ({len(before)} items), bucket {BUCKET}")
+
+    result = tmp / "response.json"
+    logs = tmp / "invoke.log"
+    cmd = [
+        args.binary, "invoke", args.event,
+        "--now-ms", str(now_ms), "--request-id", "local-demo", "--output", str(result),
+    ]
+    lambda_env = {
+        "TABLE_NAME": TABLE,
+        "SNAPSHOT_WINDOWS": args.windows,
+        "SNAPSHOT_TTL_DAYS": "90",
+        "ENABLE_ARCHIVAL": "true",
+        "ARCHIVE_BUCKET_NAME": BUCKET,
+        "LOG_LEVEL": "INFO",
+    }
+    print(f"$ {' '.join(cmd)}")
+    t0 = time.perf_counter()
+    with open(logs, "wb") as log:
+        # With --output, the logs go to standard output (as on Lambda).
+        code = subprocess.run(
+            cmd, env={**os.environ, **env, **lambda_env}, stdout=log, stderr=subprocess.STDOUT
+        ).returncode
+    wall = time.perf_counter() - t0
+    summary = [json.loads(l) for l in logs.read_text().splitlines() if '"Lambda invocation completed"' in l]
+    print(f"exit code {code}, {n_records} records in {wall:.2f} s")
+    if summary:
+        s = summary[-1]
+        print(
+            f"  plan+execute {s['processing_time_ms']} ms, {s['requests']} AWS requests, "
+            f"{s['writes_planned']} writes planned, {s['invalid_records']} invalid records"
+        )
+    if result.exists():
+        response = json.loads(result.read_text())
+        print("Lambda response:", json.dumps({**response, "body": {**response["body"], "errors": len(response["body"]["errors"])}}))
+    else:
+        print("no response written; the log follows:\n" + logs.read_text())
+
+    after = scan(ddb)
+    rows = snapshot_rows(after)
+    print(f"\nUsage snapshots ({len(rows)} items)")
+    print(table(rows, ["namespace", "entity", "resource", "window", "window_start", "events", "counters (tokens)"]))
+    rows = bucket_rows(before, after)
+    print(f"\nBucket items changed ({len(rows)})")
+    print(table(rows, ["bucket", "change", "other attributes changed"]))
+
+    rows = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for o in page.get("Contents", []):
+            body = s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+            lines = gzip.decompress(body).decode().splitlines()
+            first = json.loads(lines[0]) if lines else {}
+            rows.append([o["Key"], str(o["Size"]), str(len(lines)), f"{first.get('action', '?')} {first.get('entity_id', '')}"])
+    print(f"\nArchive objects in s3://{BUCKET} ({len(rows)})")
+    print(table(rows, ["key", "bytes", "events", "first event"]))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, property, conformance, integration (against a
+# real moto server on 127.0.0.1) and end-to-end tests of the binary.
+#
+#   bash tests/run.sh            # from the repository root, on a fresh machine
+#
+# Installs what it needs first (tests/env.sh). Extra arguments go to
+# `cargo test` (e.g. `bash tests/run.sh -p zae-planner`).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+start=$(date +%s)
+# shellcheck source=tests/env.sh
+source tests/env.sh
+
+echo "== cargo test --workspace $*"
+cargo test --workspace "$@"
+
+echo "== tests finished in $(( $(date +%s) - start )) s"
