@@ -5,7 +5,9 @@
 #   bash tests/run.sh            # from the repository root, on a fresh machine
 #
 # Installs what it needs first (tests/env.sh). Extra arguments go to
-# `cargo test` (e.g. `bash tests/run.sh -p zae-planner`).
+# `cargo test` (e.g. `bash tests/run.sh -p zae-planner`). Then the parity
+# check against the Python aggregator (tests/parity/run.sh; it installs
+# zae-limiter 0.13.0 from PyPI; ZAE_SKIP_PARITY=1 skips it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$(date +%s)
@@ -14,5 +16,10 @@ source tests/env.sh
 
 echo "== cargo test --workspace $*"
 cargo test --workspace "$@"
+
+if [ "${ZAE_SKIP_PARITY:-0}" != 1 ]; then
+    echo "== parity with the Python aggregator (tests/parity/run.sh)"
+    bash tests/parity/run.sh
+fi
 
 echo "== tests finished in $(( $(date +%s) - start )) s"
