@@ -2,7 +2,12 @@
 
 #![allow(dead_code)]
 
+pub mod delivery;
+pub mod fault_proxy;
 pub mod moto;
+pub mod rng;
+pub mod streams;
+pub mod truth;
 
 use std::sync::OnceLock;
 
