@@ -5,10 +5,15 @@
 //! encoding, the `audit/year=/month=/day=` layout.
 //! Fixed:
 //! * W13: one object per UTC day; timestamps with offsets are converted to UTC.
-//! * W14: the key is `audit/year=YYYY/month=MM/day=DD/audit-{first_seq}-{last_seq}.jsonl.gz`
-//!   from the sequence numbers of the events inside, never the request id or the
-//!   clock, so an identical retry overwrites the same object; gzip MTIME is 0, so
-//!   the bytes are identical too.
+//! * W14: the key is
+//!   `audit/year=YYYY/month=MM/day=DD/audit-{first_seq}-{last_seq}-{crc32}.jsonl.gz`,
+//!   from the events inside only (never the request id or the clock): the
+//!   lowest and highest sequence numbers, and the CRC-32 (8 lowercase hex
+//!   digits) of the uncompressed NDJSON. An identical retry overwrites the same
+//!   object with the same bytes (gzip MTIME is 0); a retry that holds another
+//!   set of events between the same two sequence numbers (batches split
+//!   differently, another ParallelizationFactor) gets its own key instead of
+//!   overwriting a fuller object.
 //! * W15: namespaced (`{ns}/AUDIT#…`) and legacy (`AUDIT#…`) keys are archived.
 //! * Nothing is dropped: an item without `action` is archived (warning); a number
 //!   that does not parse is kept verbatim as its DynamoDB JSON (warning); an item
@@ -20,7 +25,7 @@ use std::collections::BTreeMap;
 
 use crate::event::{get_s, Image, Record, Seq};
 use crate::plan::{Counters, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, PutObject, Write};
-use crate::pyjson::{from_dynamo_av, gzip, write_json, PyValue};
+use crate::pyjson::{crc32, from_dynamo_av, gzip, write_json, PyValue};
 use crate::window::{from_epoch_ms, parse_iso_to_utc_date};
 
 /// Content type of archive objects.
@@ -134,15 +139,17 @@ fn build_line(old: &Image, warnings: &mut Vec<String>) -> Result<String, String>
     Ok(line)
 }
 
-/// Object key for a partition's events.
-pub fn object_key(date: (i64, u32, u32), first: &Seq, last: &Seq) -> String {
+/// Object key for a partition's events: their day, lowest and highest
+/// sequence numbers, and the CRC-32 of their uncompressed NDJSON body.
+pub fn object_key(date: (i64, u32, u32), first: &Seq, last: &Seq, body: &[u8]) -> String {
     format!(
-        "audit/year={:04}/month={:02}/day={:02}/audit-{}-{}.jsonl.gz",
+        "audit/year={:04}/month={:02}/day={:02}/audit-{}-{}-{:08x}.jsonl.gz",
         date.0,
         date.1,
         date.2,
         first.raw(),
-        last.raw()
+        last.raw(),
+        crc32(body)
     )
 }
 
@@ -172,8 +179,8 @@ pub fn plan(
         let (Some(first), Some(last)) = (evs.iter().map(|e| &e.seq).min(), evs.iter().map(|e| &e.seq).max()) else {
             continue;
         };
-        let key = object_key(date, first, last);
         let raw = ndjson_body(&evs);
+        let key = object_key(date, first, last, &raw);
         let body = gzip(&raw);
         Log::new(logs, LogLevel::Info, "Archive object planned")
             .s("bucket", bucket)
@@ -299,17 +306,30 @@ mod tests {
                 _ => panic!(),
             })
             .collect();
-        assert_eq!(keys[0], "audit/year=2024/month=01/day=14/audit-11-11.jsonl.gz");
-        assert_eq!(keys[1], "audit/year=2024/month=01/day=15/audit-10-12.jsonl.gz");
+        assert!(keys[0].starts_with("audit/year=2024/month=01/day=14/audit-11-11-"), "{}", keys[0]);
+        assert!(keys[1].starts_with("audit/year=2024/month=01/day=15/audit-10-12-"), "{}", keys[1]);
         assert_eq!(writes[1].records, vec![0, 2]);
         let Operation::PutObject(o) = &writes[1].operation else { panic!() };
         assert_eq!(o.content_type, "application/x-ndjson");
         assert_eq!(o.content_encoding, "gzip");
         let raw = miniz_oxide::inflate::decompress_to_vec(&o.body[10..o.body.len() - 8]).unwrap();
+        assert_eq!(keys[1], format!("audit/year=2024/month=01/day=15/audit-10-12-{:08x}.jsonl.gz", crc32(&raw)));
         let text = String::from_utf8(raw).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(text.ends_with("}\n"));
         assert!(text.lines().next().unwrap().contains("\"event_id\":\"A\""));
         assert_eq!((c.archive_objects, c.archived_events), (2, 3));
+    }
+
+    #[test]
+    fn keys_tell_apart_event_sets_between_the_same_sequence_numbers() {
+        let date = (2024, 1, 15);
+        let (first, last) = (Seq::parse("10").unwrap(), Seq::parse("12").unwrap());
+        let all = object_key(date, &first, &last, b"{\"event_id\":\"A\"}\n{\"event_id\":\"B\"}\n{\"event_id\":\"C\"}\n");
+        let fewer = object_key(date, &first, &last, b"{\"event_id\":\"A\"}\n{\"event_id\":\"C\"}\n");
+        let again = object_key(date, &first, &last, b"{\"event_id\":\"A\"}\n{\"event_id\":\"B\"}\n{\"event_id\":\"C\"}\n");
+        assert_ne!(all, fewer, "a retry with other events must not overwrite the fuller object");
+        assert_eq!(all, again, "an identical retry overwrites the same object");
+        assert!(all.ends_with(".jsonl.gz") && all.contains("/audit-10-12-"), "{all}");
     }
 }
