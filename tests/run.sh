@@ -5,7 +5,9 @@
 #   bash tests/run.sh            # from the repository root, on a fresh machine
 #
 # Installs what it needs first (tests/env.sh). Extra arguments go to
-# `cargo test` (e.g. `bash tests/run.sh -p zae-planner`). Then the parity
+# `cargo test` (e.g. `bash tests/run.sh -p zae-planner`). Then the
+# conformance kit over the native, wasmtime, Node and Python hosts
+# (tests/hosts/run-all.sh; npm ci and a pip venv on first use), and the parity
 # check against the Python aggregator (tests/parity/run.sh; it installs
 # zae-limiter 0.13.0 from PyPI; ZAE_SKIP_PARITY=1 skips it).
 set -euo pipefail
@@ -16,6 +18,9 @@ source tests/env.sh
 
 echo "== cargo test --workspace $*"
 cargo test --workspace "$@"
+
+echo "== the component in every host (tests/hosts/run-all.sh)"
+bash tests/hosts/run-all.sh
 
 if [ "${ZAE_SKIP_PARITY:-0}" != 1 ]; then
     echo "== parity with the Python aggregator (tests/parity/run.sh)"

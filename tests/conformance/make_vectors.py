@@ -12,6 +12,8 @@ Deterministic: running it twice gives identical files.
 """
 
 import argparse
+import base64
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -29,6 +31,30 @@ BASE_CONFIG = {
 }
 
 _seq = [10_000_000_000_000_000_000]
+
+
+class RawNumber:
+    """A JSON number written into input.json exactly as given (json.dumps cannot write `1E+2` or keep `-0.0`
+    apart from a float); see dumps()."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+def dumps(value, **kw):
+    """json.dumps, with each RawNumber written verbatim."""
+    raws = []
+
+    def default(o):
+        if isinstance(o, RawNumber):
+            raws.append(o.text)
+            return f"\x00raw{len(raws) - 1}\x00"
+        raise TypeError(f"{o!r} is not JSON")
+
+    text = json.dumps(value, default=default, **kw)
+    for i, raw in enumerate(raws):
+        text = text.replace(json.dumps(f"\x00raw{i}\x00"), raw)
+    return text
 
 
 def next_seq():
@@ -93,10 +119,12 @@ def audit(pk, event_id, ts, action="limits_set", details=None, approx=1705363200
     for k in drop:
         old.pop(k, None)
     seq = next_seq()
+    ddb = {"ApproximateCreationDateTime": approx, "Keys": {"PK": s(pk), "SK": s(f"#AUDIT#{event_id}")},
+           "OldImage": old, "SequenceNumber": seq, "SizeBytes": 400, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    if approx is None:
+        del ddb["ApproximateCreationDateTime"]
     return {"eventID": "ev-" + seq[-6:], "eventName": "REMOVE", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1",
-            "dynamodb": {"ApproximateCreationDateTime": approx, "Keys": {"PK": s(pk), "SK": s(f"#AUDIT#{event_id}")},
-                         "OldImage": old, "SequenceNumber": seq, "SizeBytes": 400, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            "awsRegion": "us-east-1", "dynamodb": ddb,
             "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"}}
 
 
@@ -285,6 +313,71 @@ def build():
            [r1, r2, r3], observed=[{"key": daily_key, "item": None}])
     vector("replan-malformed-watermark", "a watermark that is not 40 digits: no write, records invalid with reason",
            [r1, r2, r3], observed=[{"key": hourly_key, "item": {**hourly_key, "wm#0": n(5)}}])
+    host_independence(r1, r2, r3, hourly_key, daily_key)
+
+
+def noise(seed, length):
+    """`length` deterministic, incompressible base64 characters."""
+    out, block = [], seed.encode()
+    while sum(map(len, out)) < length:
+        block = hashlib.sha256(block).digest()
+        out.append(base64.b64encode(block * 3).decode()[:64])
+    return "".join(out)[:length]
+
+
+def host_independence(r1, r2, r3, hourly_key, daily_key):
+    """Vectors that fail a host whose rendering or argument passing depends on its own number formatting, string
+    escaping, text decoding or byte handling (tests/conformance/README.md, "Host independence")."""
+    big = 9_007_199_254_740_993  # 2^53 + 1: the nearest double is 2^53
+    vector("now-above-2p53", "now_ms 2^53+1 reaches the planner exactly (a host that passes it through a double "
+           "sends 2^53): refill rf_new, snapshot ttl",
+           [bucket(P0, [TPM, WCU_LOW], rf=big - 5_000, approx=1704067195)], now=big)
+    vector("now-s64-max", "now_ms is the largest s64 (a double rounds it to 2^63, which wraps or fails)",
+           [bucket(P0, [TPM, WCU_LOW], rf=NOW, approx=1704067195),
+            audit("ns/AUDIT#user-1", "01HQJ1", "not-a-date", approx=None)], now=2**63 - 1)
+    vector("now-negative", "a negative now_ms (before 1970) is an s64 like any other",
+           [bucket(P0, [TPM, WCU_LOW], rf=-1_704_067_260_000, approx=1704067195),
+            audit("ns/AUDIT#user-1", "01HQJ2", "not-a-date", approx=None)], now=-1_704_067_200_000)
+    odd = "t\u0000\u0001\u001b\u001f\"q\"\\/\u007f\u0080\u00a0\u2028\u2029\ufeff\t\n\r\b\f-é-限流-😀-𝄞"
+    vector("unicode-strings", "strings the host renders itself (table name, bucket, expression names, outcome "
+           "reasons) and passes in (invocation id) with control characters, escapes, U+007F, U+2028, U+FEFF and "
+           "non-BMP characters: raw UTF-8 except the escapes the README lists",
+           [bucket("ns/BUCKET#usér-😀#gpt-4ö#0", [("tökens-😀", 0, 9_000_000, 0, 10_000_000, 10_000_000, 60_000),
+                                                 ("r\u2028m", 0, 2_000, 0, 10_000_000, 10_000_000, 60_000)],
+                   entity="usér-😀", approx=1704067195),
+            bucket("BUCKET#ünprefixed-😀#gpt-4#0", [RPM]),
+            bucket("ns/BUCKET#u1#gpt-4#0", [RPM], seq="12é😀"),
+            audit("ns/AUDIT#usér-😀", "01HQK1", "2024-01-15T10:00:00Z", details={"note": s(odd)})],
+           config={"table_name": odd, "archive_bucket": "audit-✓-𝄞-" + odd}, invocation=odd)
+    vector("unicode-leading-bom", "strings that start with U+FEFF keep it (table name, bucket, expression names, "
+           "invocation id): a host whose UTF-8 decoder drops it as a byte-order mark would write to another table",
+           [bucket(P0, [("\ufefftpm", 0, 20_000_000, 5_000_000, 100_000_000, 100_000_000, 60_000), WCU_LOW]),
+            audit("ns/AUDIT#user-1", "01HQN1", "2024-01-15T10:00:00Z")],
+           config={"table_name": "\ufeffrate-limits", "archive_bucket": "\ufeffaudit-archive"},
+           invocation="\ufeffreq-1")
+    vector("empty-strings", "empty strings everywhere a host passes or renders one: invocation id, a limit named "
+           "'', an audit action and note ''",
+           [bucket(P0, [("", 0, 5_000, 0, 0, 0, 0), RPM], approx=1704067195),
+            audit("ns/AUDIT#user-1", "01HQL1", "2024-01-15T10:00:00Z", action="", details={"note": s("")})],
+           invocation="")
+    vector("error-empty-event", "an empty event body (zero bytes) is passed as the empty string", raw_event="")
+    vector("error-event-bom", "the event is passed byte for byte: a leading UTF-8 byte-order mark is kept (and is "
+           "not JSON); a host that strips it would plan an empty batch", raw_event="\ufeff{\"Records\": []}\n")
+    vector("error-event-bare-cr", "the event is passed byte for byte: bare CRs stay CRs (JSON whitespace, not line "
+           "breaks, in the error's line number); a host that reads it in a newline-translating text mode reports "
+           "another line", raw_event='{\r"Records": [\r\n {"eventName": "MODIFY"},\r\r oops\r\n]}\r\n')
+    vector("archive-large-gzip-body", "256 audit deletions of incompressible text: one gzip body of about 200 KiB "
+           "holding every byte value, base64 over 256 KiB",
+           [audit("ns/AUDIT#user-1", f"01HQM{i:04d}", "2024-01-15T10:00:00Z",
+                  details={"blob": s(noise(f"blob-{i}", 1024)), "i": n(i)}) for i in range(256)])
+    vector("replan-watermark-numbers", "observed items are compact JSON with numbers as written: a number above "
+           "2^53, -0.0 and 1E+2 where a watermark string belongs are reported exactly (a host that re-formats "
+           "numbers reports 9007199254740992, 0 or 100)",
+           [r1, r2, r3], config={"windows": ["hourly", "daily", "monthly"]},
+           observed=[{"key": hourly_key, "item": {**hourly_key, "wm#0": {"S": RawNumber(str(big))}}},
+                     {"key": daily_key, "item": {**daily_key, "wm#0": {"S": RawNumber("-0.0")}}},
+                     {"key": {"PK": s("ns/ENTITY#u1"), "SK": s("#USAGE#gpt-4#2023-12-01T00:00:00Z#monthly")},
+                      "item": {"wm#0": {"N": RawNumber("1E+2")}, "PK": s("ns/ENTITY#u1")}}])
 
 
 REAL = [
@@ -315,8 +408,8 @@ def main():
                "invocation_id": v["invocation_id"]}
         if v["observed"] is not None:
             inp["observed"] = v["observed"]
-        (d / "input.json").write_text(json.dumps(inp, indent=1, ensure_ascii=False) + "\n")
-        (d / "event.json").write_text(v["event"])
+        (d / "input.json").write_text(dumps(inp, indent=1, ensure_ascii=False) + "\n")
+        (d / "event.json").write_bytes(v["event"].encode("utf-8"))  # exact bytes: no newline translation
     src = Path(args.shared) / "oracle" / "vectors" / "1"
     meta = json.loads((src / "meta.json").read_text())
     for name, file, desc, windows, clock in REAL:

@@ -1,0 +1,534 @@
+#!/usr/bin/env node
+// Node.js host of the zae-planner component: runs every conformance vector
+// through the component transpiled with jco, renders the canonical plan JSON
+// itself (tests/conformance/README.md) and compares it byte for byte with the
+// vector's plan.json.
+//
+//   node tests/hosts/node/run.mjs [--component PATH] [--vectors DIR]
+//                                 [--repeat N] [--timed NAME] [--timings]
+//
+// * --component  the planner component (default: the one run-all.sh and
+//                host/build.rs build, target/component/wasm32-wasip2/component/zae_planner.wasm)
+// * --vectors    the vector directory (default: tests/conformance)
+// * --repeat     timed calls of the --timed vector after the checked one (default 5)
+// * --timed      the vector timed --repeat times (default real-batch-1000)
+// * --timings    also print the time of every vector's call (to stderr)
+//
+// Prints one line per failing vector, then one summary line
+// `node: P passed, F failed; ...` on stdout. Exits 0 when every vector
+// matches, 1 on any mismatch, 2 when the host could not run at all.
+//
+// Capabilities: the component imports wasi:cli, wasi:io and
+// wasi:random/insecure-seed (Rust's std links them; the planner uses none).
+// This host grants nothing: an empty environment, no arguments, no cwd,
+// stdin and exit trap, no terminals; guest stdout and stderr (written only by
+// a panic) both go to the host's stderr. Only the insecure hash seed comes
+// from preview2-shim. preview2-shim's default `cli` would pass all of
+// process.env to the guest; the component is therefore transpiled in
+// instantiation mode and given this import object instead. The jco glue is
+// patched to keep a leading U+FEFF in strings (see patchGlue).
+
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+
+import { transpile } from "@bytecodealliance/jco";
+import { stderr as shimStderr } from "@bytecodealliance/preview2-shim/cli";
+import { error as ioError, poll as ioPoll, streams as ioStreams } from "@bytecodealliance/preview2-shim/io";
+import { insecureSeed } from "@bytecodealliance/preview2-shim/random";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, "..", "..", "..");
+
+// ---------------------------------------------------------------------------
+// Canonical JSON (tests/conformance/README.md, "Canonical JSON")
+// ---------------------------------------------------------------------------
+
+const SHORT_ESCAPES = { '"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r" };
+
+/** A JSON string: `"`, `\` and U+0000..U+001F escaped, everything else raw. */
+function str(s) {
+  const escape = (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  return `"${s.replace(/["\\\u0000-\u001f]/g, escape)}"`;
+}
+
+/** A `u32` as plain decimal digits (never an exponent: u32 < 2^53). */
+function u32(n) {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`not a u32: ${n}`);
+  return String(n);
+}
+
+const optStr = (s) => (s === undefined ? "null" : str(s));
+
+/** `{"k":v,...}` from [key, rendered value] pairs; the keys are the README's fixed ASCII names. */
+const obj = (pairs) => `{${pairs.map(([k, v]) => `"${k}":${v}`).join(",")}}`;
+
+/** `[x,...]` of the rendered elements. */
+const list = (xs, render) => `[${Array.from(xs, render).join(",")}]`;
+
+/** `{name:VALUE,...}`: each value (DynamoDB JSON, or a log field's JSON) spliced verbatim. */
+const spliced = (items) => `{${items.map((a) => `${str(a.name)}:${a.value}`).join(",")}}`;
+
+const names = (items) => `{${items.map((n) => `${str(n.placeholder)}:${str(n.name)}`).join(",")}}`;
+
+/** Standard base64 (RFC 4648, `+/`, `=` padding) of a `list<u8>`. */
+const base64 = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+
+function operation(op) {
+  const v = op.val;
+  switch (op.tag) {
+    case "update-item":
+      return obj([
+        ["type", str(op.tag)],
+        ["table_name", str(v.tableName)],
+        ["key", spliced(v.key)],
+        ["update_expression", str(v.updateExpression)],
+        ["condition_expression", optStr(v.conditionExpression)],
+        ["names", names(v.names)],
+        ["values", spliced(v.values)],
+      ]);
+    case "put-item":
+      return obj([
+        ["type", str(op.tag)],
+        ["table_name", str(v.tableName)],
+        ["item", spliced(v.item)],
+        ["condition_expression", optStr(v.conditionExpression)],
+        ["names", names(v.names)],
+        ["values", spliced(v.values)],
+      ]);
+    case "put-object":
+      return obj([
+        ["type", str(op.tag)],
+        ["bucket", str(v.bucket)],
+        ["key", str(v.key)],
+        ["content_type", str(v.contentType)],
+        ["content_encoding", str(v.contentEncoding)],
+        ["body_base64", str(base64(v.body))],
+      ]);
+    default:
+      throw new Error(`unknown operation ${op.tag}`);
+  }
+}
+
+const write = (w) =>
+  obj([
+    ["purpose", str(w.purpose)],
+    ["on_condition_failure", str(w.onConditionFailure)],
+    ["records", list(w.records, u32)],
+    ["operation", operation(w.operation)],
+  ]);
+
+const outcome = (o) =>
+  obj([
+    ["index", u32(o.index)],
+    ["sequence_number", optStr(o.sequenceNumber)],
+    ["status", str(o.status.tag)],
+    ["reason", o.status.tag === "used" ? "null" : str(o.status.val)],
+  ]);
+
+const LEVELS = { debug: "DEBUG", info: "INFO", warning: "WARNING", error: "ERROR" };
+
+const log = (l) =>
+  obj([
+    ["level", str(LEVELS[l.level])],
+    ["message", str(l.message)],
+    ["fields", spliced(l.fields)],
+  ]);
+
+// WIT field order of `counters`, with the canonical (snake_case) names.
+const COUNTERS = [
+  ["records", "records"],
+  ["bucket_records", "bucketRecords"],
+  ["audit_records", "auditRecords"],
+  ["skipped", "skipped"],
+  ["invalid", "invalid"],
+  ["deltas", "deltas"],
+  ["window_time_from_rf", "windowTimeFromRf"],
+  ["reserved_limit_deltas", "reservedLimitDeltas"],
+  ["snapshot_writes", "snapshotWrites"],
+  ["refill_writes", "refillWrites"],
+  ["shard_bump_writes", "shardBumpWrites"],
+  ["shard_propagate_writes", "shardPropagateWrites"],
+  ["archive_objects", "archiveObjects"],
+  ["archived_events", "archivedEvents"],
+];
+
+/** The canonical JSON of a `plan`. */
+export function renderPlan(p) {
+  return obj([
+    ["writes", list(p.writes, write)],
+    ["outcomes", list(p.outcomes, outcome)],
+    ["logs", list(p.logs, log)],
+    ["counters", obj(COUNTERS.map(([name, key]) => [name, u32(p.counters[key])]))],
+  ]);
+}
+
+/** The canonical JSON of a `plan-error`. */
+export const renderError = (e) => obj([["error", obj([["kind", str(e.tag)], ["message", str(e.val)]])]]);
+
+// ---------------------------------------------------------------------------
+// input.json: an order- and digit-preserving reader
+// ---------------------------------------------------------------------------
+// JSON.parse would reorder integer-like object keys and round numbers beyond
+// 2^53, and `observed` values must reach the component as compact JSON with
+// the keys in the order given. This reader keeps objects as [key, value]
+// entry lists and numbers as their source text.
+
+class Num {
+  constructor(text) {
+    this.text = text;
+  }
+}
+
+const SCALAR = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+const STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+
+function parseJson(text) {
+  let i = 0;
+  const fail = (what) => {
+    throw new SyntaxError(`input.json: ${what} at offset ${i}`);
+  };
+  const match = (re) => {
+    re.lastIndex = i;
+    const m = re.exec(text);
+    if (m) i = re.lastIndex;
+    return m;
+  };
+  const ws = () => {
+    while (i < text.length && " \t\n\r".includes(text[i])) i++;
+  };
+  const value = () => {
+    ws();
+    const c = text[i];
+    if (c === "{") {
+      i++;
+      const entries = [];
+      ws();
+      if (text[i] === "}") return i++, { entries };
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail("expected a key");
+        const k = string();
+        ws();
+        if (text[i++] !== ":") fail("expected ':'");
+        entries.push([k, value()]);
+        ws();
+        const d = text[i++];
+        if (d === "}") return { entries };
+        if (d !== ",") fail("expected ',' or '}'");
+      }
+    }
+    if (c === "[") {
+      i++;
+      const items = [];
+      ws();
+      if (text[i] === "]") return i++, items;
+      for (;;) {
+        items.push(value());
+        ws();
+        const d = text[i++];
+        if (d === "]") return items;
+        if (d !== ",") fail("expected ',' or ']'");
+      }
+    }
+    if (c === '"') return string();
+    const m = match(SCALAR);
+    if (!m) fail("unexpected character");
+    return m[0] === "true" ? true : m[0] === "false" ? false : m[0] === "null" ? null : new Num(m[0]);
+  };
+  const string = () => {
+    const m = match(STRING);
+    if (!m) fail("bad string");
+    return JSON.parse(m[0]); // decodes the escapes of one string token
+  };
+  const v = value();
+  ws();
+  if (i !== text.length) fail("trailing characters");
+  return v;
+}
+
+/** Compact JSON: no whitespace, keys in the order given, canonical strings, numbers as written. */
+function compact(v) {
+  if (v === null || v === true || v === false) return String(v);
+  if (v instanceof Num) return v.text;
+  if (typeof v === "string") return str(v);
+  if (Array.isArray(v)) return `[${v.map(compact).join(",")}]`;
+  return `{${v.entries.map(([k, x]) => `${str(k)}:${compact(x)}`).join(",")}}`;
+}
+
+function get(obj, key) {
+  const e = obj?.entries?.find(([k]) => k === key);
+  if (!e) throw new Error(`input.json: missing "${key}"`);
+  return e[1];
+}
+
+function asString(v, what) {
+  if (typeof v !== "string") throw new Error(`input.json: ${what} is not a string`);
+  return v;
+}
+
+function asU32(v, what) {
+  if (!(v instanceof Num) || !/^(0|[1-9]\d*)$/.test(v.text) || Number(v.text) > 0xffffffff) {
+    throw new Error(`input.json: ${what} is not a u32`);
+  }
+  return Number(v.text);
+}
+
+/** `now_ms` is a decimal string holding an `s64`: a BigInt, never a Number. */
+function asS64(v) {
+  const s = asString(v, "now_ms");
+  if (!/^-?(0|[1-9]\d*)$/.test(s)) throw new Error("input.json: now_ms is not a decimal integer");
+  const n = BigInt(s);
+  if (n !== BigInt.asIntN(64, n)) throw new Error("input.json: now_ms is out of the s64 range");
+  return n;
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }); // keeps a BOM: bytes in, same text out
+
+/** Load one vector directory into the arguments of the call and the expected bytes. */
+async function loadVector(dir) {
+  const input = parseJson(UTF8.decode(await readFile(join(dir, "input.json"))));
+  const cfg = get(input, "config");
+  const bucket = get(cfg, "archive_bucket");
+  const config = {
+    tableName: asString(get(cfg, "table_name"), "table_name"),
+    windows: get(cfg, "windows").map((w) => asString(w, "window")),
+    snapshotTtlDays: asU32(get(cfg, "snapshot_ttl_days"), "snapshot_ttl_days"),
+    archiveBucket: bucket === null ? undefined : asString(bucket, "archive_bucket"),
+    maxShardCount: asU32(get(cfg, "max_shard_count"), "max_shard_count"),
+  };
+  const batch = {
+    eventJson: UTF8.decode(await readFile(join(dir, "event.json"))),
+    config,
+    nowMs: asS64(get(input, "now_ms")),
+    invocationId: asString(get(input, "invocation_id"), "invocation_id"),
+  };
+  const obsEntry = input.entries.find(([k]) => k === "observed");
+  const observed =
+    obsEntry && obsEntry[1] !== null
+      ? obsEntry[1].map((o) => {
+          const item = get(o, "item");
+          return {
+            key: get(o, "key").entries.map(([name, value]) => ({ name, value: compact(value) })),
+            item: item === null ? undefined : compact(item),
+          };
+        })
+      : undefined;
+  let expected = null;
+  if (existsSync(join(dir, "plan.json"))) {
+    const bytes = await readFile(join(dir, "plan.json"));
+    expected = bytes.at(-1) === 0x0a ? bytes.subarray(0, -1) : bytes; // the answer, without plan.json's final newline
+  }
+  return { batch, observed, expected };
+}
+
+// ---------------------------------------------------------------------------
+// The component
+// ---------------------------------------------------------------------------
+
+const notGranted = (what) => () => {
+  throw new Error(`${what} is not granted to the planner`);
+};
+
+/** The import object: nothing granted (see the header comment). */
+function imports() {
+  return {
+    "wasi:cli/environment": { getEnvironment: () => [], getArguments: () => [], initialCwd: () => undefined },
+    "wasi:cli/exit": { exit: notGranted("wasi:cli/exit") },
+    "wasi:cli/stdin": { getStdin: notGranted("stdin") },
+    "wasi:cli/stdout": { getStdout: () => shimStderr.getStderr() },
+    "wasi:cli/stderr": { getStderr: () => shimStderr.getStderr() },
+    "wasi:cli/terminal-input": { TerminalInput: class TerminalInput {} },
+    "wasi:cli/terminal-output": { TerminalOutput: class TerminalOutput {} },
+    "wasi:cli/terminal-stdin": { getTerminalStdin: () => undefined },
+    "wasi:cli/terminal-stdout": { getTerminalStdout: () => undefined },
+    "wasi:cli/terminal-stderr": { getTerminalStderr: () => undefined },
+    "wasi:io/error": ioError,
+    "wasi:io/poll": ioPoll,
+    "wasi:io/streams": ioStreams,
+    "wasi:random/insecure-seed": insecureSeed,
+  };
+}
+
+// jco 1.35.0 lifts every string from the guest with `new TextDecoder()`,
+// whose default (ignoreBOM: false) drops a leading U+FEFF as if it were a
+// byte-order mark: a table name "\uFEFFrate-limits" would come back as
+// "rate-limits" (vector unicode-leading-bom). The glue is patched to decode
+// with ignoreBOM: true; the patch must apply exactly once.
+const BOM_DROPPING_DECODER = "const TEXT_DECODER_UTF8 = new TextDecoder();";
+const BOM_KEEPING_DECODER = 'const TEXT_DECODER_UTF8 = new TextDecoder("utf-8", { ignoreBOM: true });';
+
+function patchGlue(js) {
+  const count = (needle) => js.split(needle).length - 1;
+  if (count(BOM_DROPPING_DECODER) !== 1 || count("TextDecoder(") !== 1) {
+    throw new Error(`jco glue changed: expected "${BOM_DROPPING_DECODER}" as its only TextDecoder`);
+  }
+  return js.replace(BOM_DROPPING_DECODER, BOM_KEEPING_DECODER);
+}
+
+/**
+ * Transpile the component with jco (instantiation mode, glue patched, cached
+ * per component hash under gen/) and return a function that instantiates it.
+ */
+async function load(componentPath) {
+  const bytes = await readFile(componentPath);
+  const hash = createHash("sha256").update(bytes).update(BOM_KEEPING_DECODER).digest("hex").slice(0, 16);
+  const dir = join(HERE, "gen", hash);
+  const entry = join(dir, "zae_planner.js");
+  if (!existsSync(entry)) {
+    const { files } = await transpile(bytes, {
+      name: "zae_planner",
+      instantiation: "async",
+      noTypescript: true,
+      quiet: true,
+    });
+    files["zae_planner.js"] = patchGlue(Buffer.from(files["zae_planner.js"]).toString("utf8"));
+    const tmp = `${dir}.tmp-${process.pid}`;
+    await rm(tmp, { recursive: true, force: true });
+    for (const [name, content] of Object.entries(files)) {
+      await mkdir(dirname(join(tmp, name)), { recursive: true });
+      await writeFile(join(tmp, name), content);
+    }
+    await rm(dir, { recursive: true, force: true });
+    await rename(tmp, dir);
+    // Keep only this component's glue.
+    for (const old of await readdir(dirname(dir))) {
+      if (old !== hash && !old.includes(".tmp-")) await rm(join(dirname(dir), old), { recursive: true, force: true });
+    }
+  }
+  const { instantiate } = await import(pathToFileURL(entry).href);
+  const modules = new Map();
+  const getCoreModule = (name) => {
+    if (!modules.has(name)) modules.set(name, readFile(join(dir, name)).then((b) => WebAssembly.compile(b)));
+    return modules.get(name);
+  };
+  return () => instantiate(getCoreModule, imports());
+}
+
+/**
+ * Call the planner once: `{plan}` or `{error}` (a `plan-error`), or `{trap}`,
+ * with `ms`, the wall time of the call (lowering, running and lifting), and
+ * `cpuMs`, the CPU time of the whole process meanwhile (all threads, GC and
+ * compiler threads too; less sensitive than wall time to a busy machine).
+ */
+function callOnce(planner, v) {
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  const done = (r) => {
+    const used = process.cpuUsage(cpu);
+    return { ...r, ms: performance.now() - start, cpuMs: (used.user + used.system) / 1000 };
+  };
+  try {
+    return done({
+      plan: v.observed === undefined ? planner.plan(v.batch) : planner.replanSnapshots(v.batch, v.observed),
+    });
+  } catch (e) {
+    // A `result` error comes back as a thrown ComponentError carrying the plan-error.
+    if (e && Object.prototype.hasOwnProperty.call(e, "payload")) return done({ error: e.payload });
+    return done({ trap: e });
+  }
+}
+
+/** Byte offset of the first difference of two unequal buffers. */
+function firstDifference(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return n;
+}
+
+const context = (bytes, at) => JSON.stringify(Buffer.from(bytes.subarray(Math.max(0, at - 40), at + 40)).toString("utf8"));
+
+/** The low median (the same as Python's statistics.median_low). */
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+async function main() {
+  const { values: opts } = parseArgs({
+    options: {
+      component: {
+        type: "string",
+        default: join(ROOT, "target", "component", "wasm32-wasip2", "component", "zae_planner.wasm"),
+      },
+      vectors: { type: "string", default: join(ROOT, "tests", "conformance") },
+      repeat: { type: "string", default: "5" },
+      timed: { type: "string", default: "real-batch-1000" },
+      timings: { type: "boolean", default: false },
+    },
+  });
+  const repeat = Number(opts.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a positive integer`);
+  const newInstance = await load(resolve(opts.component));
+  let planner = await newInstance();
+
+  const names = (await readdir(opts.vectors, { withFileTypes: true }))
+    .filter((d) => d.isDirectory() && existsSync(join(opts.vectors, d.name, "input.json")))
+    .map((d) => d.name)
+    .sort();
+  let passed = 0;
+  let failed = 0;
+  let timedNote = `${opts.timed}: not run`;
+  for (const name of names) {
+    const fail = (msg) => {
+      failed++;
+      console.log(`FAIL ${name}: ${msg}`);
+    };
+    let v;
+    try {
+      v = await loadVector(join(opts.vectors, name));
+    } catch (e) {
+      fail(`cannot load the vector: ${e.message}`);
+      continue;
+    }
+    const r = callOnce(planner, v);
+    if (opts.timings) console.error(`node ${name}: ${r.ms.toFixed(3)} ms`);
+    if (r.trap) {
+      fail(`the call trapped: ${r.trap?.message ?? r.trap}`);
+      planner = await newInstance(); // a trapped instance must not be reused
+      continue;
+    }
+    if (v.expected === null) {
+      fail("no plan.json");
+      continue;
+    }
+    let got;
+    try {
+      got = Buffer.from(r.plan !== undefined ? renderPlan(r.plan) : renderError(r.error), "utf8");
+    } catch (e) {
+      fail(`cannot render the answer: ${e?.stack ?? e}`);
+      continue;
+    }
+    if (!got.equals(v.expected)) {
+      const at = firstDifference(v.expected, got);
+      fail(
+        `differs at byte ${at} (expected ${v.expected.length} bytes, got ${got.length})\n` +
+          `    want …${context(v.expected, at)}\n    got  …${context(got, at)}`,
+      );
+      continue;
+    }
+    passed++;
+    if (name === opts.timed) {
+      // The checked call above was the first (cold) one; time `repeat` more.
+      const calls = Array.from({ length: repeat }, () => callOnce(planner, v));
+      const times = calls.map((c) => c.ms);
+      timedNote =
+        `${name}: plan call median ${median(times).toFixed(2)} ms ` +
+        `(min ${Math.min(...times).toFixed(2)}, first ${r.ms.toFixed(2)}, ${times.length} calls; ` +
+        `process CPU median ${median(calls.map((c) => c.cpuMs)).toFixed(2)} ms)`;
+    }
+  }
+  const jcoPackage = join(HERE, "node_modules", "@bytecodealliance", "jco", "package.json");
+  const jco = JSON.parse(await readFile(jcoPackage, "utf8")).version;
+  console.log(`node: ${passed} passed, ${failed} failed; ${timedNote} [node ${process.version}, jco ${jco}]`);
+  return failed === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(`node host: ${e?.stack ?? e}`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+"""Python host of the zae-planner component: runs every conformance vector
+through the component with wasmtime-py's component-model API, renders the
+canonical plan JSON itself (tests/conformance/README.md) and compares it byte
+for byte with the vector's plan.json.
+
+    tests/hosts/python/.venv/bin/python tests/hosts/python/run.py \\
+        [--component PATH] [--vectors DIR] [--repeat N] [--timed NAME] [--timings]
+
+Prints one line per failing vector, then one summary line
+`python: P passed, F failed; ...` on stdout. Exits 0 when every vector
+matches, 1 on any mismatch, 2 when the host could not run at all.
+
+Capabilities: the component imports wasi:cli, wasi:io and
+wasi:random/insecure-seed (Rust's std links them; the planner uses none).
+`WasiConfig()` grants nothing: no environment, arguments, preopened
+directories or network, and stdin/stdout are empty/discarded. Guest stderr
+(written only by a panic) goes to a temporary file that is quoted when a call
+traps.
+"""
+
+import argparse
+import base64
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+from wasmtime import Engine, Store, WasiConfig
+from wasmtime.component import Component, Linker, Record, Variant
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+
+# ---------------------------------------------------------------------------
+# Canonical JSON (tests/conformance/README.md, "Canonical JSON")
+# ---------------------------------------------------------------------------
+
+_SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+_ESCAPED = re.compile('["\\\\\x00-\x1f]')
+
+
+def s(text: str) -> str:
+    """A JSON string: `"`, `\\` and U+0000..U+001F escaped, everything else raw."""
+    return '"' + _ESCAPED.sub(lambda m: _SHORT.get(m.group()) or f"\\u{ord(m.group()):04x}", text) + '"'
+
+
+def u32(n: int) -> str:
+    if not isinstance(n, int) or not 0 <= n <= 0xFFFFFFFF:
+        raise ValueError(f"not a u32: {n!r}")
+    return str(n)
+
+
+def opt_s(text) -> str:
+    return "null" if text is None else s(text)
+
+
+def attrs(items) -> str:
+    """`{name:VALUE,...}` with each attribute's DynamoDB JSON spliced verbatim."""
+    return "{" + ",".join(s(a.name) + ":" + a.value for a in items) + "}"
+
+
+def names(items) -> str:
+    return "{" + ",".join(s(n.placeholder) + ":" + s(n.name) for n in items) + "}"
+
+
+def field(rec, name):
+    """A record field by its WIT (kebab-case) name."""
+    return getattr(rec, name)
+
+
+def operation(op: Variant) -> str:
+    v = op.payload
+    if op.tag == "update-item":
+        return (f'{{"type":"update-item","table_name":{s(field(v, "table-name"))},"key":{attrs(v.key)},'
+                f'"update_expression":{s(field(v, "update-expression"))},'
+                f'"condition_expression":{opt_s(field(v, "condition-expression"))},'
+                f'"names":{names(v.names)},"values":{attrs(v.values)}}}')
+    if op.tag == "put-item":
+        return (f'{{"type":"put-item","table_name":{s(field(v, "table-name"))},"item":{attrs(v.item)},'
+                f'"condition_expression":{opt_s(field(v, "condition-expression"))},'
+                f'"names":{names(v.names)},"values":{attrs(v.values)}}}')
+    if op.tag == "put-object":
+        body = base64.b64encode(v.body).decode("ascii")  # standard alphabet, `=` padding
+        return (f'{{"type":"put-object","bucket":{s(v.bucket)},"key":{s(v.key)},'
+                f'"content_type":{s(field(v, "content-type"))},'
+                f'"content_encoding":{s(field(v, "content-encoding"))},"body_base64":"{body}"}}')
+    raise ValueError(f"unknown operation {op.tag}")
+
+
+def write(w) -> str:
+    return (f'{{"purpose":"{w.purpose}","on_condition_failure":"{field(w, "on-condition-failure")}",'
+            f'"records":[{",".join(u32(i) for i in w.records)}],"operation":{operation(w.operation)}}}')
+
+
+def outcome(o) -> str:
+    st = o.status  # record-status: Variant("used") or Variant("skipped"/"invalid", reason)
+    reason = "null" if st.tag == "used" else s(st.payload)
+    return (f'{{"index":{u32(o.index)},"sequence_number":{opt_s(field(o, "sequence-number"))},'
+            f'"status":"{st.tag}","reason":{reason}}}')
+
+
+def log(entry) -> str:
+    fields = ",".join(s(f.name) + ":" + f.value for f in entry.fields)
+    return f'{{"level":"{entry.level.upper()}","message":{s(entry.message)},"fields":{{{fields}}}}}'
+
+
+# WIT field order of `counters`.
+COUNTERS = ["records", "bucket-records", "audit-records", "skipped", "invalid", "deltas", "window-time-from-rf",
+            "reserved-limit-deltas", "snapshot-writes", "refill-writes", "shard-bump-writes",
+            "shard-propagate-writes", "archive-objects", "archived-events"]
+
+
+def render_plan(p) -> str:
+    """The canonical JSON of a `plan`."""
+    counters = ",".join(f'"{c.replace("-", "_")}":{u32(field(p.counters, c))}' for c in COUNTERS)
+    return (f'{{"writes":[{",".join(map(write, p.writes))}],"outcomes":[{",".join(map(outcome, p.outcomes))}],'
+            f'"logs":[{",".join(map(log, p.logs))}],"counters":{{{counters}}}}}')
+
+
+def render_error(e: Variant) -> str:
+    """The canonical JSON of a `plan-error`."""
+    return f'{{"error":{{"kind":"{e.tag}","message":{s(e.payload)}}}}}'
+
+
+# ---------------------------------------------------------------------------
+# input.json
+# ---------------------------------------------------------------------------
+# `observed` values reach the component as compact JSON with the keys in the
+# order given. Objects are read as lists of (key, value) pairs and numbers as
+# their source text, so nothing is reordered, merged or re-formatted.
+
+
+class Num(str):
+    """A JSON number, kept as written."""
+
+
+class Obj(list):
+    """A JSON object: its (key, value) pairs in the order given."""
+
+
+def _no_constant(name: str):
+    raise ValueError(f"input.json: {name} is not JSON")
+
+
+def load_json(text: str):
+    return json.loads(text, object_pairs_hook=Obj, parse_int=Num, parse_float=Num, parse_constant=_no_constant)
+
+
+def compact(v) -> str:
+    """Compact JSON: no whitespace, keys in the order given, canonical strings, numbers as written."""
+    if v is None:
+        return "null"
+    if v is True or v is False:
+        return "true" if v else "false"
+    if isinstance(v, Num):
+        return str(v)
+    if isinstance(v, str):
+        return s(v)
+    if isinstance(v, Obj):
+        return "{" + ",".join(s(k) + ":" + compact(x) for k, x in v) + "}"
+    if isinstance(v, list):
+        return "[" + ",".join(compact(x) for x in v) + "]"
+    raise TypeError(f"unexpected JSON value {v!r}")
+
+
+def get(pairs, key):
+    for k, v in pairs:
+        if k == key:
+            return v
+    raise KeyError(f'input.json: missing "{key}"')
+
+
+def as_str(v, what: str) -> str:
+    if not isinstance(v, str) or isinstance(v, Num):
+        raise TypeError(f"input.json: {what} is not a string")
+    return v
+
+
+def as_u32(v, what: str) -> int:
+    if not isinstance(v, Num) or not re.fullmatch(r"0|[1-9][0-9]*", v) or int(v) > 0xFFFFFFFF:
+        raise TypeError(f"input.json: {what} is not a u32")
+    return int(v)
+
+
+def as_s64(v) -> int:
+    """`now_ms` is a decimal string holding an `s64`."""
+    text = as_str(v, "now_ms")
+    if not re.fullmatch(r"-?(0|[1-9][0-9]*)", text) or not -(2**63) <= int(text) < 2**63:
+        raise ValueError("input.json: now_ms is not a decimal s64")
+    return int(text)
+
+
+def record(**fields) -> Record:
+    """A WIT record value: Python keyword names become kebab-case field names."""
+    r = Record()
+    for name, value in fields.items():
+        setattr(r, name.replace("_", "-"), value)
+    return r
+
+
+def read_text(path: Path) -> str:
+    """The file's exact text: strict UTF-8, a byte-order mark kept."""
+    return path.read_bytes().decode("utf-8")
+
+
+def load_vector(d: Path):
+    inp = load_json(read_text(d / "input.json"))
+    cfg = get(inp, "config")
+    bucket = get(cfg, "archive_bucket")
+    config = record(
+        table_name=as_str(get(cfg, "table_name"), "table_name"),
+        windows=[as_str(w, "window") for w in get(cfg, "windows")],
+        snapshot_ttl_days=as_u32(get(cfg, "snapshot_ttl_days"), "snapshot_ttl_days"),
+        archive_bucket=None if bucket is None else as_str(bucket, "archive_bucket"),
+        max_shard_count=as_u32(get(cfg, "max_shard_count"), "max_shard_count"),
+    )
+    batch = record(event_json=read_text(d / "event.json"), config=config, now_ms=as_s64(get(inp, "now_ms")),
+                   invocation_id=as_str(get(inp, "invocation_id"), "invocation_id"))
+    observed = dict(inp).get("observed")
+    if observed is not None:
+        observed = [
+            record(key=[record(name=k, value=compact(x)) for k, x in get(o, "key")],
+                   item=None if get(o, "item") is None else compact(get(o, "item")))
+            for o in observed
+        ]
+    expected = None
+    if (d / "plan.json").is_file():
+        expected = (d / "plan.json").read_bytes()
+        if expected.endswith(b"\n"):  # the answer, without plan.json's final newline
+            expected = expected[:-1]
+    return batch, observed, expected
+
+
+# ---------------------------------------------------------------------------
+# The component
+# ---------------------------------------------------------------------------
+
+
+class Planner:
+    """One instance of the component in its own store, with nothing granted."""
+
+    def __init__(self, engine: Engine, component: Component, linker: Linker):
+        self.stderr = tempfile.NamedTemporaryFile(prefix="zae-planner-stderr-")
+        wasi = WasiConfig()
+        wasi.stderr_file = self.stderr.name
+        self.store = Store(engine)
+        self.store.set_wasi(wasi)
+        instance = linker.instantiate(self.store, component)
+        self.plan = instance.get_func(self.store, "plan")
+        self.replan = instance.get_func(self.store, "replan-snapshots")
+
+    def call(self, batch, observed):
+        """One call: the `plan` Record or the `plan-error` Variant (a `result` comes back untagged), the call's
+        wall time in ms (lowering, running, lifting) and the process CPU time it used (less sensitive to a busy
+        machine)."""
+        cpu, start = time.process_time(), time.perf_counter()
+        if observed is None:
+            result = self.plan(self.store, batch)
+            self.plan.post_return(self.store)
+        else:
+            result = self.replan(self.store, batch, observed)
+            self.replan.post_return(self.store)
+        return result, (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
+
+    def guest_stderr(self) -> str:
+        return Path(self.stderr.name).read_text(errors="replace").strip()
+
+
+def first_difference(a: bytes, b: bytes) -> int:
+    """Byte offset of the first difference of two unequal byte strings."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def context(b: bytes, at: int) -> str:
+    return json.dumps(b[max(0, at - 40):at + 40].decode("utf-8", errors="replace"), ensure_ascii=False)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--component", type=Path, help="the planner component (default: the one run-all.sh and "
+                    "host/build.rs build)",
+                    default=ROOT / "target" / "component" / "wasm32-wasip2" / "component" / "zae_planner.wasm")
+    ap.add_argument("--vectors", type=Path, default=ROOT / "tests" / "conformance")
+    ap.add_argument("--repeat", type=int, default=5, help="timed calls of --timed after the checked one")
+    ap.add_argument("--timed", default="real-batch-1000", help="vector whose plan call is timed --repeat times")
+    ap.add_argument("--timings", action="store_true", help="print every vector's call time (stderr)")
+    args = ap.parse_args()
+
+    engine = Engine()
+    component = Component.from_file(engine, str(args.component))
+    linker = Linker(engine)
+    linker.add_wasip2()
+    planner = Planner(engine, component, linker)
+
+    dirs = sorted(d for d in args.vectors.iterdir() if (d / "input.json").is_file())
+    passed = failed = 0
+    timed_note = f"{args.timed}: not run"
+    for d in dirs:
+        def fail(msg: str) -> None:
+            nonlocal failed
+            failed += 1
+            print(f"FAIL {d.name}: {msg}", flush=True)
+
+        try:
+            batch, observed, expected = load_vector(d)
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            fail(f"cannot load the vector: {e}")
+            continue
+        try:
+            result, ms, _ = planner.call(batch, observed)
+        except Exception as e:  # a trap: report it and continue with a fresh instance
+            detail = planner.guest_stderr()
+            fail(f"the call trapped: {e}" + (f"\n    guest stderr: {detail}" if detail else ""))
+            planner = Planner(engine, component, linker)
+            continue
+        if args.timings:
+            print(f"python {d.name}: {ms:.3f} ms", file=sys.stderr)
+        if expected is None:
+            fail("no plan.json")
+            continue
+        try:
+            got = (render_error(result) if isinstance(result, Variant) else render_plan(result)).encode("utf-8")
+        except Exception as e:
+            fail(f"cannot render the answer: {type(e).__name__}: {e}")
+            continue
+        if got != expected:
+            at = first_difference(expected, got)
+            fail(f"differs at byte {at} (expected {len(expected)} bytes, got {len(got)})\n"
+                 f"    want …{context(expected, at)}\n    got  …{context(got, at)}")
+            continue
+        passed += 1
+        if d.name == args.timed:
+            # The checked call above was the first one; time `repeat` more.
+            calls = [planner.call(batch, observed)[1:] for _ in range(max(1, args.repeat))]
+            times = [wall for wall, _ in calls]
+            timed_note = (f"{d.name}: plan call median {statistics.median_low(times):.2f} ms "
+                          f"(min {min(times):.2f}, first {ms:.2f}, {len(times)} calls; "
+                          f"process CPU median {statistics.median_low(cpu for _, cpu in calls):.2f} ms)")
+    print(f"python: {passed} passed, {failed} failed; {timed_note} "
+          f"[python {sys.version.split()[0]}, wasmtime {version('wasmtime')}]", flush=True)
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception as e:  # the host could not run at all
+        print(f"python host: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(2)
