@@ -1,0 +1,78 @@
+//! Planning speed through wasmtime next to the native planner, on the same
+//! batches, and the cost of getting the component ready on a cold start.
+//!
+//! ```text
+//! cargo bench -p zae-aggregator --bench plan_wasm
+//! ```
+//!
+//! Groups:
+//! * `plan/{native,wasm}/{N} records`: one whole `plan` call for a real
+//!   100-record batch, the real 1,000-record batch, and a 10,000-record batch
+//!   built from the real one (its records repeated with fresh sequence
+//!   numbers), with a 1 GiB memory cap (the 10,000-record batch does not fit
+//!   the 256 MiB default). The wasm figure includes what every call pays: a fresh store
+//!   and instance, copying the event in and the plan out. Divide by N for
+//!   time per record (criterion's throughput line shows records per second).
+//! * `ready/load-precompiled`: `Planner::load` (deserialize the embedded
+//!   precompiled component, link WASI, pre-instantiate), what a Lambda cold
+//!   start pays before its first plan.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use serde_json::Value;
+use zae_aggregator::{Limits, Planner};
+use zae_planner::plan::Batch;
+use zae_planner::vector::{default_root, load, Vector};
+
+/// The real 1,000-record batch repeated to `n` records, each copy with its
+/// own sequence numbers (above the originals), so nothing is deduplicated.
+fn scaled_event(v: &Vector, n: usize) -> String {
+    let event: Value = serde_json::from_str(&v.event_json).expect("event");
+    let records = event["Records"].as_array().expect("Records");
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut r = records[i % records.len()].clone();
+        let copy = i / records.len();
+        if let Some(seq) = r["dynamodb"]["SequenceNumber"].as_str() {
+            let seq: u128 = seq.parse().expect("numeric sequence number");
+            r["dynamodb"]["SequenceNumber"] = Value::String((seq + copy as u128 * 10_000_000).to_string());
+        }
+        out.push(r);
+    }
+    serde_json::json!({ "Records": out }).to_string()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    // A 1 GiB memory cap instead of the 256 MiB default: the 10,000-record
+    // batch (22.7 MB of event JSON) needs more than 256 MiB of guest memory
+    // (BENCHMARKS.md). The cap is only checked when memory grows; it does not
+    // change the speed of the smaller batches.
+    let planner = Planner::load(Limits { memory_bytes: 1 << 30, ..Limits::default() }).expect("planner");
+    let small = load(&default_root().join("real-batch-0023")).expect("vector");
+    let large = load(&default_root().join("real-batch-1000")).expect("vector");
+    let huge = scaled_event(&large, 10_000);
+    let cases: [(usize, &str, &Vector); 3] =
+        [(100, small.event_json.as_str(), &small), (1_000, large.event_json.as_str(), &large), (10_000, &huge, &large)];
+
+    let mut group = c.benchmark_group("plan");
+    group.sample_size(20);
+    for (n, event, v) in cases {
+        let batch = Batch { event_json: event, config: &v.config, now_ms: v.now_ms, invocation_id: &v.invocation_id };
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("native/{n} records"), |b| b.iter(|| zae_planner::plan(&batch).expect("plan")));
+        group.bench_function(format!("wasm/{n} records"), |b| {
+            b.iter(|| rt.block_on(planner.plan(&batch)).expect("no trap").expect("plan"))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("ready");
+    group.sample_size(20);
+    group.bench_function("load-precompiled", |b| {
+        b.iter_batched(|| (), |()| Planner::load(Limits::default()).expect("planner"), BatchSize::PerIteration)
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
