@@ -33,6 +33,14 @@ async fn plan_batch(batch: &Batch<'_>) -> Plan {
     }
 }
 
+/// Plan `batch`, execute the plan against `moto` and print the report.
+async fn plan_and_execute(moto: &Moto, batch: &Batch<'_>, options: ExecutorOptions, label: &str) -> (Plan, Report) {
+    let plan = plan_batch(batch).await;
+    let report = executor(moto, options).execute(planner(), batch, &plan).await;
+    summary(label, &report);
+    (plan, report)
+}
+
 fn executor(moto: &Moto, options: ExecutorOptions) -> Executor {
     Executor::new(moto.ddb_client(), moto.s3_client(), options)
 }
@@ -133,9 +141,7 @@ async fn golden_plan_applies_snapshots_refill_and_shard_bump() {
     moto.create_table(&v.config.table_name).await;
     seed_buckets(&moto, &v.config.table_name, &v.event_json).await;
     let batch = v.batch();
-    let plan = plan_batch(&batch).await;
-    let report = executor(&moto, ExecutorOptions::default()).execute(planner(), &batch, &plan).await;
-    summary("golden", &report);
+    let (plan, report) = plan_and_execute(&moto, &batch, ExecutorOptions::default(), "golden").await;
 
     assert_eq!(
         results_by_purpose(&plan, &report),
@@ -192,9 +198,7 @@ async fn a_lost_refill_lock_is_ignored_and_changes_nothing() {
     let before = get(&moto.scan(table).await, GOLDEN_BUCKET, "#STATE").clone();
 
     let batch = v.batch();
-    let plan = plan_batch(&batch).await;
-    let report = executor(&moto, ExecutorOptions::default()).execute(planner(), &batch, &plan).await;
-    summary("refill lost", &report);
+    let (plan, report) = plan_and_execute(&moto, &batch, ExecutorOptions::default(), "refill lost").await;
 
     assert_eq!(
         results_by_purpose(&plan, &report),
@@ -371,9 +375,7 @@ async fn archive_objects_are_written_and_gunzip_to_the_expected_ndjson() {
     moto.create_table(&v.config.table_name).await;
     moto.create_bucket(&bucket).await;
     let batch = v.batch();
-    let plan = plan_batch(&batch).await;
-    let report = executor(&moto, ExecutorOptions::default()).execute(planner(), &batch, &plan).await;
-    summary("archive", &report);
+    let (_, report) = plan_and_execute(&moto, &batch, ExecutorOptions::default(), "archive").await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!((report.archive_objects_written, report.archived_events), (2, 3));
 
@@ -455,9 +457,7 @@ async fn a_missing_bucket_fails_the_archived_records() {
     let moto = Moto::start();
     let v = vector("archive-basic");
     let batch = v.batch();
-    let plan = plan_batch(&batch).await;
-    let report = executor(&moto, ExecutorOptions::default()).execute(planner(), &batch, &plan).await;
-    summary("missing bucket", &report);
+    let (_, report) = plan_and_execute(&moto, &batch, ExecutorOptions::default(), "missing bucket").await;
     assert_eq!(report.writes.len(), 1);
     match &report.writes[0] {
         WriteResult::Failed(m) => assert!(m.contains("NoSuchBucket"), "{m}"),
@@ -484,9 +484,7 @@ async fn a_malformed_watermark_fails_the_records_of_its_item() {
     moto.put_item(table, &junk.to_string()).await;
 
     let batch = v.batch();
-    let plan = plan_batch(&batch).await;
-    let report = executor(&moto, ExecutorOptions::default()).execute(planner(), &batch, &plan).await;
-    summary("malformed watermark", &report);
+    let (_, report) = plan_and_execute(&moto, &batch, ExecutorOptions::default(), "malformed watermark").await;
     match &report.writes[0] {
         WriteResult::Failed(m) => assert!(m.contains("watermark wm#0 holds"), "{m}"),
         other => panic!("{other:?}"),
