@@ -325,9 +325,11 @@ mod tests {
     fn keys_tell_apart_event_sets_between_the_same_sequence_numbers() {
         let date = (2024, 1, 15);
         let (first, last) = (Seq::parse("10").unwrap(), Seq::parse("12").unwrap());
-        let all = object_key(date, &first, &last, b"{\"event_id\":\"A\"}\n{\"event_id\":\"B\"}\n{\"event_id\":\"C\"}\n");
+        let all =
+            object_key(date, &first, &last, b"{\"event_id\":\"A\"}\n{\"event_id\":\"B\"}\n{\"event_id\":\"C\"}\n");
         let fewer = object_key(date, &first, &last, b"{\"event_id\":\"A\"}\n{\"event_id\":\"C\"}\n");
-        let again = object_key(date, &first, &last, b"{\"event_id\":\"A\"}\n{\"event_id\":\"B\"}\n{\"event_id\":\"C\"}\n");
+        let again =
+            object_key(date, &first, &last, b"{\"event_id\":\"A\"}\n{\"event_id\":\"B\"}\n{\"event_id\":\"C\"}\n");
         assert_ne!(all, fewer, "a retry with other events must not overwrite the fuller object");
         assert_eq!(all, again, "an identical retry overwrites the same object");
         assert!(all.ends_with(".jsonl.gz") && all.contains("/audit-10-12-"), "{all}");
