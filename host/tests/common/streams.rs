@@ -435,7 +435,8 @@ pub fn generate(seed: u64, n: usize) -> Stream {
 
 /// A random `SNAPSHOT_WINDOWS` value.
 pub fn random_windows(rng: &mut Rng) -> &'static str {
-    const CHOICES: [&str; 5] = ["hourly,daily", "hourly,daily,monthly", "hourly,daily,monthly", "hourly", "daily,monthly"];
+    const CHOICES: [&str; 5] =
+        ["hourly,daily", "hourly,daily,monthly", "hourly,daily,monthly", "hourly", "daily,monthly"];
     let choice: &&'static str = rng.pick(&CHOICES);
     choice
 }
