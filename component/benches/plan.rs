@@ -1,21 +1,55 @@
-//! Native planning speed on real stream batches.
+//! Native planning speed on real stream batches, whole and stage by stage.
 //!
 //! ```text
 //! cargo bench -p zae-planner --bench plan
 //! ```
-//! Reports time per batch; divide by the record count for time per record
-//! (criterion's throughput line shows records per second).
+//!
+//! Groups:
+//! * `plan-native/...`: one whole `plan` call on the real 100- and
+//!   1,000-record batches with their conformance vectors' configuration.
+//!   Divide by the record count for time per record (criterion's throughput
+//!   line shows records per second).
+//! * `breakdown/{N}/{stage}`: the stages of one `plan` call for N = 100,
+//!   1,000 and 10,000 records, each timed on inputs prepared outside the
+//!   measurement, with `SNAPSHOT_WINDOWS=hourly,daily` and archival on (the
+//!   side-by-side harness's configuration, `tests/bench/`). The 10,000-record
+//!   batch is the real 1,000-record one repeated with fresh sequence numbers
+//!   (as in `host/benches/plan_wasm.rs` and `tests/bench/side_by_side.py`).
+//!   Stages:
+//!   - `parse`: the event JSON into a tree and every record's envelope
+//!     (`Event::parse` + `records`);
+//!   - `deltas`: every MODIFY parsed as a bucket record (keys, limits, `tc`
+//!     deltas from both images) and, for those with a delta, its window keys;
+//!   - `coalesce`: snapshot planning: deltas folded per snapshot item, one
+//!     UpdateItem each with its counters and watermark guards;
+//!   - `refill`: bucket records folded per item + refill decisions and writes;
+//!   - `shard`: doubling decisions and `shard_count` propagation;
+//!   - `archive`: audit REMOVEs into NDJSON lines, objects per day, gzip;
+//!   - `gzip`: the gzip of the same NDJSON body alone (part of `archive`);
+//!   - `whole`: the whole `plan` call, for comparison with the sum;
+//!   - `scan-floor`: not a planner stage: one validating pass over the event
+//!     bytes that builds nothing ([`scan`]), the floor under any parser that
+//!     reads the whole event byte by byte.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use serde_json::Value;
+use zae_planner::bucket::{self, BucketRecord, Parsed};
+use zae_planner::config::Config;
+use zae_planner::event::Event;
+use zae_planner::plan::{Batch, Counters};
 use zae_planner::vector::{default_root, load};
+use zae_planner::window::Window;
+use zae_planner::{archive, pyjson, refill, shard, snapshot};
 
-fn bench(c: &mut Criterion) {
+fn records_in(event_json: &str) -> usize {
+    serde_json::from_str::<Value>(event_json).expect("event")["Records"].as_array().map_or(0, Vec::len)
+}
+
+fn whole(c: &mut Criterion) {
     let mut group = c.benchmark_group("plan-native");
     for name in ["real-batch-0023", "real-batch-1000"] {
         let v = load(&default_root().join(name)).expect("vector");
-        let records = serde_json::from_str::<serde_json::Value>(&v.event_json).expect("event")["Records"]
-            .as_array()
-            .map_or(0, Vec::len);
+        let records = records_in(&v.event_json);
         group.throughput(Throughput::Elements(records as u64));
         group.bench_function(format!("{name} ({records} records)"), |b| {
             b.iter(|| zae_planner::plan(&v.batch()).expect("plan"))
@@ -24,5 +58,194 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The real 1,000-record batch repeated to `n` records, each copy with its
+/// own sequence numbers (above the originals), so nothing is deduplicated.
+/// Same construction as `host/benches/plan_wasm.rs`.
+fn scaled_event(event_json: &str, n: usize) -> String {
+    let event: Value = serde_json::from_str(event_json).expect("event");
+    let records = event["Records"].as_array().expect("Records");
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut r = records[i % records.len()].clone();
+        let copy = i / records.len();
+        if let Some(seq) = r["dynamodb"]["SequenceNumber"].as_str() {
+            let seq: u128 = seq.parse().expect("numeric sequence number");
+            r["dynamodb"]["SequenceNumber"] = Value::String((seq + copy as u128 * 10_000_000).to_string());
+        }
+        out.push(r);
+    }
+    serde_json::json!({ "Records": out }).to_string()
+}
+
+/// One pass over JSON text that checks its structure (brackets, strings with
+/// escapes, numbers, literals) and allocates nothing; returns the number of
+/// values seen. A lower bound for parsing the event, not a parser: it accepts
+/// some invalid texts (e.g. numbers are only checked for their characters).
+fn scan(b: &[u8]) -> Option<usize> {
+    let (mut i, mut values, mut depth) = (0usize, 0usize, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\n' | b'\r' | b'\t' | b',' | b':' => i += 1,
+            b'{' | b'[' => {
+                depth += 1;
+                values += 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                i += 1;
+            }
+            b'"' => {
+                i += 1;
+                loop {
+                    match *b.get(i)? {
+                        b'"' => break,
+                        b'\\' => i += 2,
+                        c if c < 0x20 => return None,
+                        _ => i += 1,
+                    }
+                }
+                i += 1;
+                values += 1;
+            }
+            b't' if b[i..].starts_with(b"true") => (i, values) = (i + 4, values + 1),
+            b'f' if b[i..].starts_with(b"false") => (i, values) = (i + 5, values + 1),
+            b'n' if b[i..].starts_with(b"null") => (i, values) = (i + 4, values + 1),
+            b'-' | b'0'..=b'9' => {
+                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    i += 1;
+                }
+                values += 1;
+            }
+            _ => return None,
+        }
+    }
+    (depth == 0).then_some(values)
+}
+
+fn breakdown(c: &mut Criterion) {
+    let small = load(&default_root().join("real-batch-0023")).expect("vector");
+    let large = load(&default_root().join("real-batch-1000")).expect("vector");
+    let huge = scaled_event(&large.event_json, 10_000);
+    let config = Config {
+        table_name: "zae-limiter".into(),
+        windows: vec![Window::Hourly, Window::Daily],
+        snapshot_ttl_days: 90,
+        archive_bucket: Some("zae-limiter-audit-archive".into()),
+        max_shard_count: 32,
+    };
+    let now_ms = large.now_ms;
+    let cases = [(100, small.event_json.as_str()), (1_000, large.event_json.as_str()), (10_000, huge.as_str())];
+
+    for (n, event_json) in cases {
+        assert_eq!(records_in(event_json), n);
+        let mut group = c.benchmark_group(format!("breakdown/{n}"));
+        group.sample_size(if n >= 10_000 { 20 } else { 50 });
+        group.throughput(Throughput::Elements(n as u64));
+
+        // Inputs of each stage, prepared once, outside the measurement.
+        let ev = Event::parse(event_json).expect("event");
+        let records = ev.records();
+        let modifies: Vec<_> = records.iter().filter(|r| r.event_name == Some("MODIFY")).collect();
+        let removes: Vec<_> = records.iter().filter(|r| r.event_name == Some("REMOVE")).collect();
+        let parsed: Vec<Box<BucketRecord>> = modifies
+            .iter()
+            .filter_map(|r| match bucket::parse(r) {
+                Parsed::Bucket(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        let buckets: Vec<&BucketRecord> = parsed.iter().map(|b| &**b).collect();
+        let timed: Vec<snapshot::Timed> = buckets
+            .iter()
+            .filter(|b| snapshot::has_deltas(b))
+            .map(|b| snapshot::Timed { rec: b, keys: snapshot::window_keys(b, &config.windows).expect("keys") })
+            .collect();
+        let params = snapshot::Params { table: &config.table_name, windows: &config.windows, now_ms, ttl_days: 90 };
+        let states = bucket::aggregate(&buckets);
+        let events: Vec<archive::AuditEvent> = removes
+            .iter()
+            .filter_map(|r| match archive::extract(r, now_ms, &mut Vec::new()) {
+                archive::Extracted::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        let refs: Vec<&archive::AuditEvent> = events.iter().collect();
+        let body = archive::ndjson_body(&refs);
+        let bucket_name = config.archive_bucket.as_deref().expect("archival on");
+
+        group.bench_function("parse", |b| {
+            b.iter(|| {
+                let ev = Event::parse(event_json).expect("event");
+                ev.records().len()
+            })
+        });
+        group.bench_function("deltas", |b| {
+            b.iter(|| {
+                let mut keys = 0;
+                for r in &modifies {
+                    if let Parsed::Bucket(b) = bucket::parse(r) {
+                        if snapshot::has_deltas(&b) {
+                            keys += snapshot::window_keys(&b, &config.windows).expect("keys").len();
+                        }
+                    }
+                }
+                keys
+            })
+        });
+        group.bench_function("coalesce", |b| {
+            b.iter(|| {
+                let (mut writes, mut logs, mut counters) = (Vec::new(), Vec::new(), Counters::default());
+                snapshot::plan(
+                    &timed,
+                    &params,
+                    &|_, _| Some(snapshot::Guard::Fresh),
+                    &mut writes,
+                    &mut logs,
+                    &mut counters,
+                );
+                writes
+            })
+        });
+        group.bench_function("refill", |b| {
+            b.iter(|| {
+                let states = bucket::aggregate(&buckets);
+                let (mut writes, mut logs, mut counters) = (Vec::new(), Vec::new(), Counters::default());
+                refill::plan(&states, &config.table_name, now_ms, &mut writes, &mut logs, &mut counters);
+                writes
+            })
+        });
+        group.bench_function("shard", |b| {
+            b.iter(|| {
+                let (mut writes, mut logs, mut counters) = (Vec::new(), Vec::new(), Counters::default());
+                shard::plan_bumps(&states, &config.table_name, 32, &mut writes, &mut logs, &mut counters);
+                shard::plan_propagation(&buckets, &config.table_name, 32, &mut writes, &mut logs, &mut counters);
+                writes
+            })
+        });
+        group.bench_function("archive", |b| {
+            b.iter(|| {
+                let mut logs = Vec::new();
+                let events: Vec<archive::AuditEvent> = removes
+                    .iter()
+                    .filter_map(|r| match archive::extract(r, now_ms, &mut logs) {
+                        archive::Extracted::Event(e) => Some(e),
+                        _ => None,
+                    })
+                    .collect();
+                let (mut writes, mut counters) = (Vec::new(), Counters::default());
+                archive::plan(&events, bucket_name, &mut writes, &mut logs, &mut counters);
+                writes
+            })
+        });
+        group.bench_function("gzip", |b| b.iter(|| pyjson::gzip(&body)));
+        let batch = Batch { event_json, config: &config, now_ms, invocation_id: "bench" };
+        group.bench_function("whole", |b| b.iter(|| zae_planner::plan(&batch).expect("plan")));
+        assert!(scan(event_json.as_bytes()).is_some());
+        group.bench_function("scan-floor", |b| b.iter(|| scan(std::hint::black_box(event_json.as_bytes()))));
+        group.finish();
+    }
+}
+
+criterion_group!(benches, whole, breakdown);
 criterion_main!(benches);
