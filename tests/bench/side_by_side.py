@@ -54,7 +54,6 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -497,9 +496,11 @@ def report(res: dict) -> str:
         )
     for n, r in res["batches"].items():
         for f in r["ours"].get("default_config_failures", []):
+            res_ = f["result"]
+            why = f"{res_.get('errorType')}: {res_.get('errorMessage', '').splitlines()[0]}" if isinstance(res_, dict) else res_
             L.append(
                 f"\n**{int(n):,} records, default configuration: `invoke` failed** (exit {f['exit']}, "
-                f"ZAE_PLAN_MEMORY_MB={f['ZAE_PLAN_MEMORY_MB']}): `{json.dumps(f['result'])[:300]}`; "
+                f"ZAE_PLAN_MEMORY_MB={f['ZAE_PLAN_MEMORY_MB']}): `{why[:200]}`; "
                 f"peak RSS {f['maxrss_kib'] / 1024:.1f} MiB, {f['wall_ms']:.0f} ms."
             )
     if res.get("python_cpu"):
@@ -522,6 +523,19 @@ def report(res: dict) -> str:
             cells += [f"{py / wasm_us:.2f}x" if wasm_us else "-", f"{(py + jl) / wasm_us:.2f}x" if wasm_us else "-"]
             cells += [f"{wasm_us / nat_us:.2f}" if wasm_us and nat_us else "-"]
             L.append("| " + " | ".join(cells) + " |")
+    cr = res.get("criterion", {})
+    stages = ["parse", "deltas", "coalesce", "refill", "shard", "archive", "gzip", "whole", "scan-floor"]
+    sizes = [n for n in ("100", "1000", "10000") if f"breakdown/{n}/whole" in cr]
+    if sizes:
+        L.append("\n### Planning stage by stage, native (criterion `breakdown/N/stage`), µs per record\n")
+        L.append("| stage | " + " | ".join(f"{int(n):,} records" for n in sizes) + " |")
+        L.append("|---|" + "---|" * len(sizes))
+        for st in stages:
+            cells = []
+            for n in sizes:
+                e = cr.get(f"breakdown/{n}/{st}")
+                cells.append(f"{e['median_ns'] / 1000 / int(n):.3f}" if e else "-")
+            L.append(f"| {st} | " + " | ".join(cells) + " |")
     cs = res.get("cold_start")
     if cs:
         L.append("\n### Cold start (ms, median (min–max))\n")
@@ -588,9 +602,9 @@ def svg_chart(res: dict) -> str:
         ),
     ]
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W + 20}" height="{H + 40}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W + 20}" height="{H + 56}" '
         'font-family="Helvetica,Arial,sans-serif" font-size="12">',
-        f'<rect width="{2 * W + 20}" height="{H + 40}" fill="white"/>',
+        f'<rect width="{2 * W + 20}" height="{H + 56}" fill="white"/>',
     ]
     for pi, (title, get, lab) in enumerate(panels):
         x0 = pi * (W + 20)
@@ -625,9 +639,10 @@ def svg_chart(res: dict) -> str:
                 if mx > mn:
                     cx = bx + bw / 2
                     out.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y(mx):.1f}" y2="{y(mn):.1f}" stroke="#000"/>')
+                star = "*" if who == "ours" and res["batches"][n][who].get("env_override") else ""
                 out.append(
                     f'<text x="{bx + bw / 2:.1f}" y="{y(mx) - 4:.1f}" text-anchor="middle" font-size="10">'
-                    f"{lab.format(med)}</text>"
+                    f"{lab.format(med)}{star}</text>"
                 )
             out.append(
                 f'<text x="{gx + bw + 2:.1f}" y="{top + ph + 18}" text-anchor="middle">{int(n):,} records</text>'
@@ -640,6 +655,14 @@ def svg_chart(res: dict) -> str:
         f'<text x="{2 * W + 10}" y="{H + 34}" text-anchor="end" font-size="10" fill="#666">'
         f"log scale; same moto server, same machine, same run ({res['started']})</text>"
     )
+    starred = [n for n in sizes if res["batches"][n]["ours"].get("env_override")]
+    if starred:
+        env = res["batches"][starred[0]]["ours"]["env_override"]
+        note = ", ".join(f"{k}={v}" for k, v in env.items())
+        out.append(
+            f'<text x="10" y="{H + 50}" font-size="10" fill="#666">* {int(starred[0]):,} records: run with {note}; '
+            "the default memory cap fails (BENCHMARKS.md)</text>"
+        )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -649,7 +672,7 @@ def svg_chart(res: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", required=True, help="the zae-aggregator binary (release)")
+    ap.add_argument("--bin", help="the zae-aggregator binary (release); required unless --report-only")
     ap.add_argument("--reps", type=int, default=5, help="repetitions for 100 and 1,000 records")
     ap.add_argument("--reps-10k", type=int, default=3, help="repetitions for 10,000 records")
     ap.add_argument("--cold-reps", type=int, default=20)
@@ -665,6 +688,8 @@ def main() -> None:
 
     if args.report_only:
         res = json.loads((out / "results.json").read_text())
+    elif not args.bin:
+        ap.error("--bin is required")
     else:
         res = measure(args, scratch)
     crit = criterion_results(Path(args.criterion))
@@ -760,10 +785,6 @@ def measure(args, scratch: Path) -> dict:
                 "us_per_record": stats([x * 1e6 / n for x in loads], 2),
             }
             res.setdefault("python_cpu", {})[str(n)] = pc
-            # this process ran the Python handler in-process: its peak RSS so far (sizes ascend)
-            res.setdefault("python_process_maxrss_kib_after", {})[str(n)] = resource.getrusage(
-                resource.RUSAGE_SELF
-            ).ru_maxrss
         if 10000 in sizes:
             res["lambda_max_payload"] = max_payload_batch(moto, binary, paths[10000], start, now_ms, scratch)
         if 100 in paths:
