@@ -58,25 +58,6 @@ fn whole(c: &mut Criterion) {
     group.finish();
 }
 
-/// The real 1,000-record batch repeated to `n` records, each copy with its
-/// own sequence numbers (above the originals), so nothing is deduplicated.
-/// Same construction as `host/benches/plan_wasm.rs`.
-fn scaled_event(event_json: &str, n: usize) -> String {
-    let event: Value = serde_json::from_str(event_json).expect("event");
-    let records = event["Records"].as_array().expect("Records");
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut r = records[i % records.len()].clone();
-        let copy = i / records.len();
-        if let Some(seq) = r["dynamodb"]["SequenceNumber"].as_str() {
-            let seq: u128 = seq.parse().expect("numeric sequence number");
-            r["dynamodb"]["SequenceNumber"] = Value::String((seq + copy as u128 * 10_000_000).to_string());
-        }
-        out.push(r);
-    }
-    serde_json::json!({ "Records": out }).to_string()
-}
-
 /// One pass over JSON text that checks its structure (brackets, strings with
 /// escapes, numbers, literals) and allocates nothing; returns the number of
 /// values seen. A lower bound for parsing the event, not a parser: it accepts
@@ -126,7 +107,7 @@ fn scan(b: &[u8]) -> Option<usize> {
 fn breakdown(c: &mut Criterion) {
     let small = load(&default_root().join("real-batch-0023")).expect("vector");
     let large = load(&default_root().join("real-batch-1000")).expect("vector");
-    let huge = scaled_event(&large.event_json, 10_000);
+    let huge = zae_planner::vector::repeated_event(&large.event_json, 10_000);
     let config = Config {
         table_name: "zae-limiter".into(),
         windows: vec![Window::Hourly, Window::Daily],

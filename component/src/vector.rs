@@ -160,3 +160,24 @@ pub fn load_all(root: &Path) -> Result<Vec<Vector>, String> {
 pub fn default_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("tests").join("conformance")
 }
+
+/// `event_json`'s records repeated to `n` records, each copy with its own
+/// sequence numbers (copy k adds k x 10^7, above every original), so no
+/// record is deduplicated: how the benchmarks build batches larger than the
+/// real ones. Panics on an event without a `Records` list or with a
+/// non-numeric sequence number (benchmark input only).
+pub fn repeated_event(event_json: &str, n: usize) -> String {
+    let event: serde_json::Value = serde_json::from_str(event_json).expect("event");
+    let records = event["Records"].as_array().expect("Records");
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut r = records[i % records.len()].clone();
+        let copy = (i / records.len()) as u128;
+        if let Some(seq) = r["dynamodb"]["SequenceNumber"].as_str() {
+            let seq: u128 = seq.parse().expect("numeric sequence number");
+            r["dynamodb"]["SequenceNumber"] = serde_json::Value::String((seq + copy * 10_000_000).to_string());
+        }
+        out.push(r);
+    }
+    serde_json::json!({ "Records": out }).to_string()
+}

@@ -18,28 +18,9 @@
 //!   start pays before its first plan.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use serde_json::Value;
 use zae_aggregator::{Limits, Planner};
 use zae_planner::plan::Batch;
 use zae_planner::vector::{default_root, load, Vector};
-
-/// The real 1,000-record batch repeated to `n` records, each copy with its
-/// own sequence numbers (above the originals), so nothing is deduplicated.
-fn scaled_event(v: &Vector, n: usize) -> String {
-    let event: Value = serde_json::from_str(&v.event_json).expect("event");
-    let records = event["Records"].as_array().expect("Records");
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut r = records[i % records.len()].clone();
-        let copy = i / records.len();
-        if let Some(seq) = r["dynamodb"]["SequenceNumber"].as_str() {
-            let seq: u128 = seq.parse().expect("numeric sequence number");
-            r["dynamodb"]["SequenceNumber"] = Value::String((seq + copy as u128 * 10_000_000).to_string());
-        }
-        out.push(r);
-    }
-    serde_json::json!({ "Records": out }).to_string()
-}
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -50,7 +31,7 @@ fn bench(c: &mut Criterion) {
     let planner = Planner::load(Limits { memory_bytes: 1 << 30, ..Limits::default() }).expect("planner");
     let small = load(&default_root().join("real-batch-0023")).expect("vector");
     let large = load(&default_root().join("real-batch-1000")).expect("vector");
-    let huge = scaled_event(&large, 10_000);
+    let huge = zae_planner::vector::repeated_event(&large.event_json, 10_000);
     let cases: [(usize, &str, &Vector); 3] =
         [(100, small.event_json.as_str(), &small), (1_000, large.event_json.as_str(), &large), (10_000, &huge, &large)];
 
