@@ -16,30 +16,61 @@
 //!   batch is the real 1,000-record one repeated with fresh sequence numbers
 //!   (as in `host/benches/plan_wasm.rs` and `tests/bench/side_by_side.py`).
 //!   Stages:
-//!   - `parse`: the event JSON into a tree and every record's envelope
-//!     (`Event::parse` + `records`);
-//!   - `deltas`: every MODIFY parsed as a bucket record (keys, limits, `tc`
-//!     deltas from both images) and, for those with a delta, its window keys;
+//!   - `parse`: the event read record by record, each record's tree built
+//!     and its envelope read (`event::read` with a sink that keeps nothing);
+//!   - `deltas`: `parse` plus every MODIFY parsed as a bucket record (keys,
+//!     limits, `tc` deltas from both images) and, for those with a delta, its
+//!     window keys (records are parsed as they are read, so this stage
+//!     includes `parse`: subtract it for the bucket work alone);
 //!   - `coalesce`: snapshot planning: deltas folded per snapshot item, one
 //!     UpdateItem each with its counters and watermark guards;
 //!   - `refill`: bucket records folded per item + refill decisions and writes;
 //!   - `shard`: doubling decisions and `shard_count` propagation;
-//!   - `archive`: audit REMOVEs into NDJSON lines, objects per day, gzip;
+//!   - `archive`: `parse` plus audit REMOVEs into NDJSON lines, objects per
+//!     day, gzip (includes `parse`, like `deltas`);
 //!   - `gzip`: the gzip of the same NDJSON body alone (part of `archive`);
 //!   - `whole`: the whole `plan` call, for comparison with the sum;
 //!   - `scan-floor`: not a planner stage: one validating pass over the event
 //!     bytes that builds nothing ([`scan`]), the floor under any parser that
-//!     reads the whole event byte by byte.
+//!     reads the whole event byte by byte;
+//!   - `serde-floor`: not a planner stage either: serde_json validating the
+//!     event while keeping nothing (`IgnoredAny`), the floor under `parse`,
+//!     which uses serde_json's lexer.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
 use zae_planner::bucket::{self, BucketRecord, Parsed};
 use zae_planner::config::Config;
-use zae_planner::event::Event;
+use zae_planner::event::{self, map_records, Record};
 use zae_planner::plan::{Batch, Counters};
 use zae_planner::vector::{default_root, load};
 use zae_planner::window::Window;
 use zae_planner::{archive, pyjson, refill, shard, snapshot};
+
+/// A sink that parses MODIFY records as buckets and counts their window keys
+/// (or, without windows, does nothing with the records).
+struct Deltas<'w> {
+    windows: Option<&'w [Window]>,
+    keys: usize,
+}
+
+impl<'a> event::Sink<'a> for Deltas<'_> {
+    fn record(&mut self, r: &Record<'_, 'a>) {
+        let Some(windows) = self.windows else { return };
+        if r.event_name != Some("MODIFY") {
+            return;
+        }
+        if let Parsed::Bucket(b) = bucket::parse(r) {
+            if snapshot::has_deltas(&b) {
+                self.keys += snapshot::window_keys(&b, windows).expect("keys").len();
+            }
+        }
+    }
+
+    fn restart(&mut self) {
+        self.keys = 0;
+    }
+}
 
 fn records_in(event_json: &str) -> usize {
     serde_json::from_str::<Value>(event_json).expect("event")["Records"].as_array().map_or(0, Vec::len)
@@ -125,53 +156,51 @@ fn breakdown(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
 
         // Inputs of each stage, prepared once, outside the measurement.
-        let ev = Event::parse(event_json).expect("event");
-        let records = ev.records();
-        let modifies: Vec<_> = records.iter().filter(|r| r.event_name == Some("MODIFY")).collect();
-        let removes: Vec<_> = records.iter().filter(|r| r.event_name == Some("REMOVE")).collect();
-        let parsed: Vec<Box<BucketRecord>> = modifies
+        let parsed: Vec<Box<BucketRecord>> = bucket::bucket_records(event_json).expect("event");
+        let buckets: Vec<&BucketRecord> = parsed.iter().map(|b| &**b).collect();
+        let keys: Vec<Vec<String>> = buckets
             .iter()
-            .filter_map(|r| match bucket::parse(r) {
-                Parsed::Bucket(b) => Some(b),
-                _ => None,
+            .map(|b| {
+                if snapshot::has_deltas(b) {
+                    snapshot::window_keys(b, &config.windows).expect("keys")
+                } else {
+                    vec![]
+                }
             })
             .collect();
-        let buckets: Vec<&BucketRecord> = parsed.iter().map(|b| &**b).collect();
         let timed: Vec<snapshot::Timed> = buckets
             .iter()
-            .filter(|b| snapshot::has_deltas(b))
-            .map(|b| snapshot::Timed { rec: b, keys: snapshot::window_keys(b, &config.windows).expect("keys") })
+            .zip(&keys)
+            .filter(|(_, k)| !k.is_empty())
+            .map(|(b, k)| snapshot::Timed { rec: b, keys: k })
             .collect();
         let params = snapshot::Params { table: &config.table_name, windows: &config.windows, now_ms, ttl_days: 90 };
         let states = bucket::aggregate(&buckets);
-        let events: Vec<archive::AuditEvent> = removes
-            .iter()
-            .filter_map(|r| match archive::extract(r, now_ms, &mut Vec::new()) {
+        let events: Vec<archive::AuditEvent> = map_records(event_json, |r| {
+            if r.event_name != Some("REMOVE") {
+                return None;
+            }
+            match archive::extract(r, now_ms, &mut Vec::new()) {
                 archive::Extracted::Event(e) => Some(e),
                 _ => None,
-            })
-            .collect();
+            }
+        })
+        .expect("event")
+        .into_iter()
+        .flatten()
+        .collect();
         let refs: Vec<&archive::AuditEvent> = events.iter().collect();
         let body = archive::ndjson_body(&refs);
         let bucket_name = config.archive_bucket.as_deref().expect("archival on");
 
         group.bench_function("parse", |b| {
-            b.iter(|| {
-                let ev = Event::parse(event_json).expect("event");
-                ev.records().len()
-            })
+            b.iter(|| event::read(event_json, &mut Deltas { windows: None, keys: 0 }).expect("event"))
         });
         group.bench_function("deltas", |b| {
             b.iter(|| {
-                let mut keys = 0;
-                for r in &modifies {
-                    if let Parsed::Bucket(b) = bucket::parse(r) {
-                        if snapshot::has_deltas(&b) {
-                            keys += snapshot::window_keys(&b, &config.windows).expect("keys").len();
-                        }
-                    }
-                }
-                keys
+                let mut sink = Deltas { windows: Some(&config.windows), keys: 0 };
+                event::read(event_json, &mut sink).expect("event");
+                sink.keys
             })
         });
         group.bench_function("coalesce", |b| {
@@ -207,13 +236,19 @@ fn breakdown(c: &mut Criterion) {
         group.bench_function("archive", |b| {
             b.iter(|| {
                 let mut logs = Vec::new();
-                let events: Vec<archive::AuditEvent> = removes
-                    .iter()
-                    .filter_map(|r| match archive::extract(r, now_ms, &mut logs) {
+                let events: Vec<archive::AuditEvent> = map_records(event_json, |r| {
+                    if r.event_name != Some("REMOVE") {
+                        return None;
+                    }
+                    match archive::extract(r, now_ms, &mut logs) {
                         archive::Extracted::Event(e) => Some(e),
                         _ => None,
-                    })
-                    .collect();
+                    }
+                })
+                .expect("event")
+                .into_iter()
+                .flatten()
+                .collect();
                 let (mut writes, mut counters) = (Vec::new(), Counters::default());
                 archive::plan(&events, bucket_name, &mut writes, &mut logs, &mut counters);
                 writes
@@ -224,6 +259,9 @@ fn breakdown(c: &mut Criterion) {
         group.bench_function("whole", |b| b.iter(|| zae_planner::plan(&batch).expect("plan")));
         assert!(scan(event_json.as_bytes()).is_some());
         group.bench_function("scan-floor", |b| b.iter(|| scan(std::hint::black_box(event_json.as_bytes()))));
+        group.bench_function("serde-floor", |b| {
+            b.iter(|| serde_json::from_str::<serde::de::IgnoredAny>(std::hint::black_box(event_json)).expect("json"))
+        });
         group.finish();
     }
 }

@@ -23,7 +23,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::event::{get_s, Image, Record, Seq};
+use serde_json::{Map, Value};
+
+use crate::event::{get_s, Record, Seq};
 use crate::plan::{Counters, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, PutObject, Write};
 use crate::pyjson::{crc32, from_dynamo_av, gzip, write_json, PyValue};
 use crate::window::{from_epoch_ms, parse_iso_to_utc_date};
@@ -76,6 +78,8 @@ pub fn extract(rec: &Record, now_ms: i64, logs: &mut Vec<LogEntry>) -> Extracted
     let Some(old) = rec.old_image else {
         return Extracted::Invalid(format!("audit REMOVE of {pk:?} has no OldImage; the row cannot be archived"));
     };
+    // Audit rows are few; convert the image to a plain map once.
+    let old = &old.to_map();
     let Some(seq) = rec.seq.clone() else {
         return Extracted::Invalid("audit record has no dynamodb.SequenceNumber".into());
     };
@@ -84,7 +88,7 @@ pub fn extract(rec: &Record, now_ms: i64, logs: &mut Vec<LogEntry>) -> Extracted
         Ok(l) => l,
         Err(e) => return Extracted::Invalid(format!("audit item {pk:?}: {e}")),
     };
-    if !matches!(old.get("action").and_then(|a| a.get("S")), Some(serde_json::Value::String(_))) {
+    if !matches!(old.get("action").and_then(|a| a.get("S")), Some(Value::String(_))) {
         Log::new(logs, LogLevel::Warning, "Audit record missing action field; archived without it")
             .s("pk", pk)
             .s("sequence_number", seq.raw());
@@ -95,7 +99,7 @@ pub fn extract(rec: &Record, now_ms: i64, logs: &mut Vec<LogEntry>) -> Extracted
             .s("sequence_number", seq.raw())
             .s("detail", &w);
     }
-    let ts = get_s(old, "timestamp");
+    let ts = map_s(old, "timestamp");
     let date = match ts.and_then(parse_iso_to_utc_date) {
         Some(d) => d,
         None => {
@@ -114,7 +118,12 @@ pub fn extract(rec: &Record, now_ms: i64, logs: &mut Vec<LogEntry>) -> Extracted
     Extracted::Event(AuditEvent { index: rec.index, seq, line, date })
 }
 
-fn build_line(old: &Image, warnings: &mut Vec<String>) -> Result<String, String> {
+/// The `S` string of attribute `name` of a plain map.
+fn map_s<'m>(img: &'m Map<String, Value>, name: &str) -> Option<&'m str> {
+    img.get(name)?.get("S")?.as_str()
+}
+
+fn build_line(old: &Map<String, Value>, warnings: &mut Vec<String>) -> Result<String, String> {
     let mut fields: Vec<(String, PyValue)> = Vec::with_capacity(7);
     for key in ["event_id", "entity_id", "action", "timestamp", "principal", "resource"] {
         match old.get(key) {
@@ -122,7 +131,7 @@ fn build_line(old: &Image, warnings: &mut Vec<String>) -> Result<String, String>
                 fields.push((key.to_string(), from_dynamo_av(av, warnings).map_err(|e| format!("{key}: {e}"))?))
             }
             None if key == "event_id" => {
-                if let Some(id) = get_s(old, "SK").and_then(|sk| sk.strip_prefix("#AUDIT#")) {
+                if let Some(id) = map_s(old, "SK").and_then(|sk| sk.strip_prefix("#AUDIT#")) {
                     fields.push((key.to_string(), PyValue::Str(id.to_string())));
                 }
             }
@@ -207,7 +216,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
+    use crate::event::map_records;
     use serde_json::json;
 
     fn audit_remove(seq: &str, old: serde_json::Value) -> serde_json::Value {
@@ -225,9 +234,9 @@ mod tests {
     }
 
     fn extract_all(records: Vec<serde_json::Value>) -> (Vec<Extracted>, Vec<LogEntry>) {
-        let ev = Event::parse(&json!({ "Records": records }).to_string()).unwrap();
+        let text = json!({ "Records": records }).to_string();
         let mut logs = Vec::new();
-        let out = ev.records().iter().map(|r| extract(r, 0, &mut logs)).collect();
+        let out = map_records(&text, |r| extract(r, 0, &mut logs)).unwrap();
         (out, logs)
     }
 

@@ -10,7 +10,11 @@
 //! * a record without consumption counters is still a bucket record, because
 //!   shard propagation and the later stages run on every batch (W8).
 
-use crate::event::{get_n, get_s, parse_int, Image, Record, Seq};
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::event::{av_n, get_n, get_s_cow, parse_int, Record, Seq};
 
 /// The two bucket key layouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +45,9 @@ pub struct Limit {
     pub rp: i128,
 }
 
-/// A parsed bucket MODIFY record.
+/// A parsed bucket MODIFY record. Strings borrow from the event text (they
+/// are copied only when the event wrote them with escapes); nothing refers to
+/// the record's parse tree, which is gone once the record has been read.
 #[derive(Debug, Clone)]
 pub struct BucketRecord<'a> {
     /// Record index.
@@ -51,15 +57,15 @@ pub struct BucketRecord<'a> {
     /// `dynamodb.ApproximateCreationDateTime` in ms.
     pub approx_ms: Option<i64>,
     /// Namespace id.
-    pub ns: &'a str,
+    pub ns: Cow<'a, str>,
     /// Entity id.
-    pub entity: &'a str,
+    pub entity: Cow<'a, str>,
     /// Resource.
-    pub resource: &'a str,
+    pub resource: Cow<'a, str>,
     /// The item's PK and SK as written.
-    pub pk: &'a str,
+    pub pk: Cow<'a, str>,
     /// SK.
-    pub sk: &'a str,
+    pub sk: Cow<'a, str>,
     /// Key layout.
     pub format: Format,
     /// Shard id (0 for old format).
@@ -72,13 +78,21 @@ pub struct BucketRecord<'a> {
     pub rf_ms: Option<i128>,
     /// Limits with `tc` in both images, NewImage order, wcu included.
     pub limits: Vec<Limit>,
-    /// The NewImage.
-    pub new_image: &'a Image,
-    /// The OldImage (may be empty).
-    pub old_image: Option<&'a Image>,
+    /// The other limits of the NewImage (a `b_{name}_cp` attribute but no `tc`
+    /// in both images), in NewImage order, with `tc_delta` 0.
+    pub other_limits: Vec<Limit>,
+    /// The NewImage, kept only when this record raises `shard_count` on a
+    /// new-format shard 0 (see [`BucketRecord::raises_shard_count`]): new
+    /// shard items are cloned from it.
+    pub clone_source: Option<Box<Map<String, Value>>>,
 }
 
 impl BucketRecord<'_> {
+    /// Whether this record raises `shard_count` on a new-format shard 0.
+    pub fn raises_shard_count(&self) -> bool {
+        self.clone_source.is_some()
+    }
+
     /// Name of the snapshot-item attribute that stores this source item's
     /// watermark: `wm#{shard}` for new-format buckets, `wm#{PK after ns}` for
     /// old-format ones. Limit names cannot contain `#`, so these never collide
@@ -124,8 +138,76 @@ pub fn split_limit_attr(attr: &str) -> Option<(&str, &str)> {
 
 const FIELDS: [&str; 5] = ["tc", "tk", "cp", "ra", "rp"];
 
+/// The part `part` of `whole` (a sub-slice of it), with `whole`'s lifetime.
+fn sub<'a>(whole: &Cow<'a, str>, part: &str) -> Cow<'a, str> {
+    match whole {
+        Cow::Borrowed(w) => {
+            let start = (part.as_ptr() as usize).wrapping_sub(w.as_ptr() as usize);
+            match w.get(start..start.saturating_add(part.len())) {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(part.to_string()),
+            }
+        }
+        Cow::Owned(_) => Cow::Owned(part.to_string()),
+    }
+}
+
+/// The numbers of one limit in an image, in [`FIELDS`] order.
+struct Slot<'t> {
+    name: &'t str,
+    new: [Option<i128>; 5],
+    old_tc: Option<i128>,
+    tc_pos: usize,
+    cp_pos: usize,
+}
+
+/// Read every `b_{limit}_{field}` attribute of both images once, checking each
+/// number (so no later stage can fail on one).
+fn read_limits<'t>(
+    new: crate::event::Image<'t, '_>,
+    old: Option<crate::event::Image<'t, '_>>,
+) -> Result<Vec<Slot<'t>>, String> {
+    let mut slots: Vec<Slot<'t>> = Vec::with_capacity(4);
+    for (pos, (attr, av)) in new.iter().enumerate() {
+        let Some((name, field)) = split_limit_attr(attr) else { continue };
+        let Some(fi) = FIELDS.iter().position(|f| *f == field) else { continue };
+        let value = match av_n(av) {
+            Some(n) => Some(parse_int(attr, n)?),
+            None => None,
+        };
+        let i = match slots.iter().position(|s| s.name == name) {
+            Some(i) => i,
+            None => {
+                slots.push(Slot { name, new: [None; 5], old_tc: None, tc_pos: usize::MAX, cp_pos: usize::MAX });
+                slots.len() - 1
+            }
+        };
+        let slot = &mut slots[i];
+        slot.new[fi] = value;
+        match fi {
+            0 => slot.tc_pos = pos,
+            2 => slot.cp_pos = pos,
+            _ => {}
+        }
+    }
+    for (attr, av) in old.iter().flat_map(|o| o.iter()) {
+        let Some((name, field)) = split_limit_attr(attr) else { continue };
+        if !FIELDS.contains(&field) {
+            continue;
+        }
+        let Some(n) = av_n(av) else { continue };
+        let v = parse_int(attr, n)?;
+        if field == "tc" {
+            if let Some(slot) = slots.iter_mut().find(|s| s.name == name) {
+                slot.old_tc = Some(v);
+            }
+        }
+    }
+    Ok(slots)
+}
+
 /// Parse a MODIFY record as a bucket item (SPEC §2.3 with the fixes above).
-pub fn parse<'a>(rec: &Record<'a>) -> Parsed<'a> {
+pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
     let new = match rec.new_image {
         Some(n) => n,
         None => {
@@ -136,8 +218,10 @@ pub fn parse<'a>(rec: &Record<'a>) -> Parsed<'a> {
             }
         }
     };
-    let pk = get_s(new, "PK").unwrap_or("");
-    let sk = get_s(new, "SK").unwrap_or("");
+    let pk_cow = get_s_cow(new, "PK").unwrap_or(Cow::Borrowed(""));
+    let sk_cow = get_s_cow(new, "SK").unwrap_or(Cow::Borrowed(""));
+    let entity_cow = get_s_cow(new, "entity_id");
+    let (pk, sk) = (&*pk_cow, &*sk_cow);
     let Some((ns, rest)) = pk.split_once('/') else {
         if pk.starts_with("BUCKET#") || sk.starts_with("#BUCKET#") {
             return Parsed::Skip("Skipping pre-migration record with unprefixed PK".into());
@@ -146,7 +230,7 @@ pub fn parse<'a>(rec: &Record<'a>) -> Parsed<'a> {
     };
     let (entity, resource, format, shard_id) = if let Some(b) = rest.strip_prefix("BUCKET#") {
         match split_bucket_pk(b) {
-            Some((e, r, s, id)) => (e, r, Format::New { shard_str: s.to_string() }, id),
+            Some((e, r, s, id)) => (sub(&pk_cow, e), sub(&pk_cow, r), Format::New { shard_str: s.to_string() }, id),
             None => {
                 return Parsed::Invalid(format!(
                     "bucket PK {pk:?} is not {{ns}}/BUCKET#{{entity}}#{{resource}}#{{shard}}"
@@ -157,20 +241,21 @@ pub fn parse<'a>(rec: &Record<'a>) -> Parsed<'a> {
         if r.is_empty() {
             return Parsed::Invalid(format!("bucket SK {sk:?} has no resource"));
         }
-        match get_s(new, "entity_id") {
-            Some(e) if !e.is_empty() => (e, r, Format::Old, 0),
+        match &entity_cow {
+            Some(e) if !e.is_empty() => (e.clone(), sub(&sk_cow, r), Format::Old, 0),
             _ => return Parsed::Invalid("old-format bucket item has no entity_id".into()),
         }
     } else {
         return Parsed::Skip("not a rate-limiter bucket item".into());
     };
-    if get_s(new, "entity_id").is_none_or(str::is_empty) {
+    if entity_cow.as_deref().is_none_or(str::is_empty) {
         return Parsed::Invalid("bucket item has no entity_id".into());
     }
     let Some(seq) = rec.seq.clone() else {
         return Parsed::Invalid("bucket record has no dynamodb.SequenceNumber".into());
     };
-    let shard_count = match get_n(new, "shard_count") {
+    let shard_count_text = get_n(new, "shard_count");
+    let shard_count = match shard_count_text {
         Some(s) => match parse_int("shard_count", s) {
             Ok(n) if n >= 1 => n,
             Ok(n) => return Parsed::Invalid(format!("shard_count {n} is below 1")),
@@ -192,38 +277,36 @@ pub fn parse<'a>(rec: &Record<'a>) -> Parsed<'a> {
         },
         None => None,
     };
-    // Check every limit number of both images once, so no later stage can fail.
-    for img in [Some(new), rec.old_image].into_iter().flatten() {
-        for (attr, _) in img.iter() {
-            if let Some((_, field)) = split_limit_attr(attr) {
-                if FIELDS.contains(&field) {
-                    if let Some(n) = get_n(img, attr) {
-                        if let Err(e) = parse_int(attr, n) {
-                            return Parsed::Invalid(e);
-                        }
-                    }
-                }
-            }
-        }
+    let slots = match read_limits(new, rec.old_image) {
+        Ok(s) => s,
+        Err(e) => return Parsed::Invalid(e),
+    };
+    let mut with_tc: Vec<&Slot> = slots.iter().filter(|s| s.new[0].is_some() && s.old_tc.is_some()).collect();
+    with_tc.sort_by_key(|s| s.tc_pos);
+    let mut limits = Vec::with_capacity(with_tc.len());
+    for s in with_tc {
+        let (Some(new_tc), Some(old_tc)) = (s.new[0], s.old_tc) else { continue };
+        let Some(tc_delta) = new_tc.checked_sub(old_tc) else {
+            return Parsed::Invalid(format!("b_{}_tc: the change from {old_tc} to {new_tc} is out of range", s.name));
+        };
+        let [_, tk, cp, ra, rp] = s.new.map(|v| v.unwrap_or(0));
+        limits.push(Limit { name: s.name.to_string(), tc_delta, tk, cp, ra, rp });
     }
-    let num = |img: &Image, attr: &str| -> i128 { get_n(img, attr).and_then(|s| parse_int(attr, s).ok()).unwrap_or(0) };
-    let mut limits = Vec::new();
-    for attr in new.keys() {
-        let Some((name, "tc")) = split_limit_attr(attr) else { continue };
-        let (Some(_), Some(old)) = (get_n(new, attr), rec.old_image) else { continue };
-        if get_n(old, attr).is_none() {
-            continue;
-        }
-        let field = |f: &str| format!("b_{name}_{f}");
-        limits.push(Limit {
-            name: name.to_string(),
-            tc_delta: num(new, attr) - num(old, attr),
-            tk: num(new, &field("tk")),
-            cp: num(new, &field("cp")),
-            ra: num(new, &field("ra")),
-            rp: num(new, &field("rp")),
-        });
-    }
+    let mut others: Vec<&Slot> =
+        slots.iter().filter(|s| s.cp_pos != usize::MAX && !limits.iter().any(|l| l.name == s.name)).collect();
+    others.sort_by_key(|s| s.cp_pos);
+    let other_limits = others
+        .into_iter()
+        .map(|s| {
+            let [_, tk, cp, ra, rp] = s.new.map(|v| v.unwrap_or(0));
+            Limit { name: s.name.to_string(), tc_delta: 0, tk, cp, ra, rp }
+        })
+        .collect();
+    let raises = matches!(format, Format::New { .. })
+        && shard_id == 0
+        && shard_count_text.is_some()
+        && old_shard_count.is_some_and(|old| shard_count > old);
+    let ns = sub(&pk_cow, ns);
     Parsed::Bucket(Box::new(BucketRecord {
         index: rec.index,
         seq,
@@ -231,17 +314,28 @@ pub fn parse<'a>(rec: &Record<'a>) -> Parsed<'a> {
         ns,
         entity,
         resource,
-        pk,
-        sk,
+        pk: pk_cow,
+        sk: sk_cow,
         format,
         shard_id,
         shard_count,
         old_shard_count,
         rf_ms,
         limits,
-        new_image: new,
-        old_image: rec.old_image,
+        other_limits,
+        clone_source: raises.then(|| Box::new(new.to_map())),
     }))
+}
+
+/// Every MODIFY record of an event that parses as a bucket record, in order
+/// (the others are left out): for tests, benches and tools that look at one
+/// stage on its own.
+pub fn bucket_records(event_json: &str) -> Result<Vec<Box<BucketRecord<'_>>>, crate::plan::PlanError> {
+    let all = crate::event::map_records(event_json, |r| match (r.event_name, parse(r)) {
+        (Some("MODIFY"), Parsed::Bucket(b)) => Some(b),
+        _ => None,
+    })?;
+    Ok(all.into_iter().flatten().collect())
 }
 
 /// PK of a new-format bucket shard.
@@ -267,7 +361,7 @@ pub fn aggregate<'a>(records: &[&'a BucketRecord<'a>]) -> Vec<BucketState<'a>> {
     let mut index: std::collections::BTreeMap<(&str, &str), usize> = std::collections::BTreeMap::new();
     let mut states: Vec<(BucketState<'a>, Vec<Seq>)> = Vec::new();
     for &rec in records {
-        let slot = *index.entry((rec.pk, rec.sk)).or_insert_with(|| {
+        let slot = *index.entry((&*rec.pk, &*rec.sk)).or_insert_with(|| {
             states.push((BucketState { latest: rec, limits: Vec::new(), records: Vec::new() }, Vec::new()));
             states.len() - 1
         });
@@ -308,7 +402,7 @@ pub fn aggregate<'a>(records: &[&'a BucketRecord<'a>]) -> Vec<BucketState<'a>> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::event::Event;
+    use crate::event::map_records;
     use serde_json::json;
 
     /// A bucket MODIFY record in the new format with the given limits
@@ -342,9 +436,9 @@ pub(crate) mod tests {
     }
 
     fn parse_one(rec: serde_json::Value) -> String {
-        let ev = Event::parse(&json!({ "Records": [rec] }).to_string()).unwrap();
-        let recs = ev.records();
-        match parse(&recs[0]) {
+        let text = json!({ "Records": [rec] }).to_string();
+        let mut recs = map_records(&text, |r| parse(r)).unwrap();
+        match recs.remove(0) {
             Parsed::Bucket(b) => format!(
                 "bucket {} {} {} {} {:?} sc={} rf={:?} limits={:?}",
                 b.ns,
@@ -435,6 +529,43 @@ pub(crate) mod tests {
         let mut r = bucket_record("ns/BUCKET#a#r#0", 5, None, None, &[]);
         r["dynamodb"].as_object_mut().unwrap().remove("SequenceNumber");
         assert!(parse_one(r).contains("SequenceNumber"));
+        let mut r = bucket_record("ns/BUCKET#a#r#0", 5, None, None, &[("tpm", 0, 5, 0, 0, 0, 0)]);
+        r["dynamodb"]["NewImage"]["b_tpm_tc"] = json!({"N": "9".repeat(38)});
+        r["dynamodb"]["OldImage"]["b_tpm_tc"] = json!({"N": format!("-{}", "9".repeat(38))});
+        assert!(
+            parse_one(r).contains("b_tpm_tc: the change from -999"),
+            "a delta beyond i128 is reported, not wrapped"
+        );
+    }
+
+    #[test]
+    fn strings_with_escapes_are_copied_and_equal_the_plain_ones() {
+        let plain = bucket_record("ns/BUCKET#user-1#gpt-4#0", 5, None, None, &[("tpm", 0, 7, 1, 2, 3, 4)]);
+        let text = json!({ "Records": [plain] }).to_string().replace("user-1#gpt-4", "user\\u002d1#gpt\\u002d4");
+        assert!(text.contains("\\u002d"));
+        let parsed = map_records(&text, |r| match parse(r) {
+            Parsed::Bucket(b) => (b.pk.to_string(), b.entity.to_string(), b.resource.to_string(), b.ns.to_string()),
+            other => panic!("{other:?}"),
+        })
+        .unwrap();
+        assert_eq!(parsed[0], ("ns/BUCKET#user-1#gpt-4#0".into(), "user-1".into(), "gpt-4".into(), "ns".into()));
+    }
+
+    #[test]
+    fn other_limits_are_the_image_limits_without_a_delta() {
+        let mut r =
+            bucket_record("ns/BUCKET#a#r#0", 5, None, None, &[("tpm", 0, 5, 0, 0, 0, 0), ("rpm", 0, 1, 6, 7, 8, 9)]);
+        r["dynamodb"]["OldImage"].as_object_mut().unwrap().remove("b_rpm_tc");
+        r["dynamodb"]["NewImage"]["b_zz_cp"] = json!({"S": "not a number"});
+        let text = json!({ "Records": [r] }).to_string();
+        let others = map_records(&text, |r| match parse(r) {
+            Parsed::Bucket(b) => {
+                b.other_limits.iter().map(|l| (l.name.clone(), l.tk, l.cp, l.ra, l.rp)).collect::<Vec<_>>()
+            }
+            other => panic!("{other:?}"),
+        })
+        .unwrap();
+        assert_eq!(others[0], vec![("rpm".to_string(), 6, 7, 8, 9), ("zz".to_string(), 0, 0, 0, 0)]);
     }
 
     #[test]
@@ -459,25 +590,22 @@ pub(crate) mod tests {
         assert!(parse_one(r).ends_with("limits=[(\"rpm\", 1), (\"wcu\", 1000), (\"tpm\", 0)]"));
     }
 
-    fn parse_all(records: Vec<serde_json::Value>) -> Event {
-        Event::parse(&json!({ "Records": records }).to_string()).unwrap()
+    fn event_text(records: Vec<serde_json::Value>) -> String {
+        json!({ "Records": records }).to_string()
     }
 
     #[test]
     fn aggregation_sums_deltas_and_keeps_the_latest_image_spec_12_1_w11() {
-        let ev = parse_all(vec![
+        let text = event_text(vec![
             bucket_record("ns/BUCKET#e#r#0", 20, Some(200), Some(2), &[("tpm", 0, 3_000_000, 7, 9, 9, 9)]),
             bucket_record("ns/BUCKET#e#r#0", 10, Some(100), Some(1), &[("tpm", 0, 2_000_000, 5, 8, 8, 8)]),
             bucket_record("ns/BUCKET#e#r#1", 11, Some(100), Some(1), &[("tpm", 0, 1, 5, 8, 8, 8)]),
         ]);
-        let recs = ev.records();
-        let parsed: Vec<BucketRecord> = recs
-            .iter()
-            .map(|r| match parse(r) {
-                Parsed::Bucket(b) => *b,
-                other => panic!("{other:?}"),
-            })
-            .collect();
+        let parsed: Vec<BucketRecord> = map_records(&text, |r| match parse(r) {
+            Parsed::Bucket(b) => *b,
+            other => panic!("{other:?}"),
+        })
+        .unwrap();
         let refs: Vec<&BucketRecord> = parsed.iter().collect();
         let states = aggregate(&refs);
         assert_eq!(states.len(), 2, "shards are separate items");
@@ -491,23 +619,17 @@ pub(crate) mod tests {
 
     #[test]
     fn watermark_attribute_names_identify_the_source_item() {
-        let ev = Event::parse(
-            &json!({"Records": [
-                bucket_record("ns/BUCKET#a#r#3", 5, None, None, &[]),
-                {"eventName": "MODIFY", "dynamodb": {"SequenceNumber": "6", "NewImage": {
-                    "PK": {"S": "ns/ENTITY#a"}, "SK": {"S": "#BUCKET#r"}, "entity_id": {"S": "a"}}}}
-            ]})
-            .to_string(),
-        )
+        let text = json!({"Records": [
+            bucket_record("ns/BUCKET#a#r#3", 5, None, None, &[]),
+            {"eventName": "MODIFY", "dynamodb": {"SequenceNumber": "6", "NewImage": {
+                "PK": {"S": "ns/ENTITY#a"}, "SK": {"S": "#BUCKET#r"}, "entity_id": {"S": "a"}}}}
+        ]})
+        .to_string();
+        let names: Vec<String> = map_records(&text, |r| match parse(r) {
+            Parsed::Bucket(b) => b.watermark_attr(),
+            other => panic!("{other:?}"),
+        })
         .unwrap();
-        let recs = ev.records();
-        let names: Vec<String> = recs
-            .iter()
-            .map(|r| match parse(r) {
-                Parsed::Bucket(b) => b.watermark_attr(),
-                other => panic!("{other:?}"),
-            })
-            .collect();
         assert_eq!(names, vec!["wm#3", "wm#ENTITY#a"]);
     }
 }

@@ -6,7 +6,8 @@
 //! (the WIT contract is `wit/planner.wit`) and as a native library with the
 //! same code, so tests and hosts can compare both.
 //!
-//! Stages, each in its own module: [`event`] (parse once), [`bucket`] (key
+//! Stages, each in its own module: [`event`] (the event read once, record by
+//! record, through the compact per-record tree of [`json`]), [`bucket`] (key
 //! formats, record parse, per-item folding), [`window`] (window keys),
 //! [`snapshot`] (coalesced usage counters with exactly-once watermarks),
 //! [`refill`], [`shard`] (doubling and propagation), [`archive`] (audit NDJSON
@@ -16,6 +17,7 @@ pub mod archive;
 pub mod bucket;
 pub mod config;
 pub mod event;
+pub mod json;
 pub mod plan;
 pub mod pyjson;
 pub mod refill;
@@ -31,7 +33,7 @@ mod guest;
 use std::collections::BTreeMap;
 
 use bucket::{BucketRecord, Parsed};
-use event::{Event, Record};
+use event::{Record, Seq};
 pub use plan::{Batch, ObservedItem, Plan, PlanError};
 use plan::{Log, LogEntry, LogLevel, RecordOutcome, RecordStatus};
 
@@ -43,68 +45,92 @@ enum Class<'a> {
     Invalid(String),
 }
 
+/// One classified record: all that is kept of it once its parse tree is gone.
 struct Classified<'a> {
-    records: Vec<Record<'a>>,
-    classes: Vec<Class<'a>>,
-    /// Window keys of bucket records with deltas, by record index.
-    keys: BTreeMap<u32, Vec<String>>,
+    index: u32,
+    seq: Option<Seq>,
+    class: Class<'a>,
+    /// Window keys, for a bucket record with deltas.
+    keys: Vec<String>,
 }
 
-fn classify<'a>(ev: &'a Event, batch: &Batch, logs: &mut Vec<LogEntry>) -> Classified<'a> {
-    let records = ev.records();
-    let mut classes = Vec::with_capacity(records.len());
-    let mut keys = BTreeMap::new();
-    for rec in &records {
-        let class = if let Some(e) = &rec.shape_error {
-            Class::Invalid(e.clone())
-        } else {
-            match rec.event_name {
-                Some("MODIFY") => match bucket::parse(rec) {
-                    Parsed::Bucket(b) => {
-                        if snapshot::has_deltas(&b) {
-                            match snapshot::window_keys(&b, &batch.config.windows) {
-                                Ok(k) => {
-                                    keys.insert(rec.index, k);
-                                    Class::Bucket(b)
-                                }
-                                Err(e) => Class::Invalid(e),
-                            }
-                        } else {
-                            Class::Bucket(b)
-                        }
-                    }
-                    Parsed::Skip(r) => Class::Skip(r),
-                    Parsed::Invalid(r) => Class::Invalid(r),
-                },
-                Some("REMOVE") => match &batch.config.archive_bucket {
-                    Some(_) => match archive::extract(rec, batch.now_ms, logs) {
-                        archive::Extracted::Event(e) => Class::Audit(e),
-                        archive::Extracted::Skip(r) => Class::Skip(r),
-                        archive::Extracted::Invalid(r) => Class::Invalid(r),
-                    },
-                    None => Class::Skip("REMOVE record and archival is disabled".into()),
-                },
-                Some("INSERT") => Class::Skip("INSERT records carry no consumption".into()),
-                Some(other) => Class::Skip(format!("eventName {other:?} is not handled")),
-                None => Class::Invalid("record has no eventName".into()),
-            }
-        };
-        match &class {
-            Class::Invalid(reason) => {
-                Log::new(logs, LogLevel::Warning, "Invalid record")
-                    .n("record_index", rec.index)
-                    .raw("sequence_number", opt_json(rec.seq_raw()))
-                    .s("reason", reason);
-            }
-            Class::Skip(reason) if reason.starts_with("Skipping pre-migration") => {
-                let pk = rec.new_image.and_then(|n| event::get_s(n, "PK")).unwrap_or("");
-                Log::new(logs, LogLevel::Warning, reason.clone()).s("pk", pk).n("record_index", rec.index);
-            }
-            _ => {}
-        }
-        classes.push(class);
+/// Classifies records as the event is read, and collects their logs.
+struct Classifier<'b, 'a> {
+    batch: &'b Batch<'a>,
+    records: Vec<Classified<'a>>,
+    logs: Vec<LogEntry>,
+}
+
+impl<'a> event::Sink<'a> for Classifier<'_, 'a> {
+    fn record(&mut self, rec: &Record<'_, 'a>) {
+        let c = classify_one(rec, self.batch, &mut self.logs);
+        self.records.push(c);
     }
-    Classified { records, classes, keys }
+
+    fn restart(&mut self) {
+        self.records.clear();
+        self.logs.clear();
+    }
+}
+
+fn classify_one<'a>(rec: &Record<'_, 'a>, batch: &Batch, logs: &mut Vec<LogEntry>) -> Classified<'a> {
+    let mut keys = Vec::new();
+    let class = if let Some(e) = &rec.shape_error {
+        Class::Invalid(e.clone())
+    } else {
+        match rec.event_name {
+            Some("MODIFY") => match bucket::parse(rec) {
+                Parsed::Bucket(b) => {
+                    if snapshot::has_deltas(&b) {
+                        match snapshot::window_keys(&b, &batch.config.windows) {
+                            Ok(k) => {
+                                keys = k;
+                                Class::Bucket(b)
+                            }
+                            Err(e) => Class::Invalid(e),
+                        }
+                    } else {
+                        Class::Bucket(b)
+                    }
+                }
+                Parsed::Skip(r) => Class::Skip(r),
+                Parsed::Invalid(r) => Class::Invalid(r),
+            },
+            Some("REMOVE") => match &batch.config.archive_bucket {
+                Some(_) => match archive::extract(rec, batch.now_ms, logs) {
+                    archive::Extracted::Event(e) => Class::Audit(e),
+                    archive::Extracted::Skip(r) => Class::Skip(r),
+                    archive::Extracted::Invalid(r) => Class::Invalid(r),
+                },
+                None => Class::Skip("REMOVE record and archival is disabled".into()),
+            },
+            Some("INSERT") => Class::Skip("INSERT records carry no consumption".into()),
+            Some(other) => Class::Skip(format!("eventName {other:?} is not handled")),
+            None => Class::Invalid("record has no eventName".into()),
+        }
+    };
+    match &class {
+        Class::Invalid(reason) => {
+            Log::new(logs, LogLevel::Warning, "Invalid record")
+                .n("record_index", rec.index)
+                .raw("sequence_number", opt_json(rec.seq_raw()))
+                .s("reason", reason);
+        }
+        Class::Skip(reason) if reason.starts_with("Skipping pre-migration") => {
+            let pk = rec.new_image.and_then(|n| event::get_s(n, "PK")).unwrap_or("");
+            Log::new(logs, LogLevel::Warning, reason.clone()).s("pk", pk).n("record_index", rec.index);
+        }
+        _ => {}
+    }
+    Classified { index: rec.index, seq: rec.seq.clone(), class, keys }
+}
+
+/// Read and classify every record; returns them with their logs.
+fn classify<'a>(batch: &Batch<'a>) -> Result<(Vec<Classified<'a>>, Vec<LogEntry>), PlanError> {
+    batch.config.validate().map_err(PlanError::BadConfig)?;
+    let mut c = Classifier { batch, records: Vec::new(), logs: Vec::new() };
+    event::read(batch.event_json, &mut c)?;
+    Ok((c.records, c.logs))
 }
 
 fn opt_json(s: Option<String>) -> String {
@@ -118,29 +144,22 @@ fn opt_json(s: Option<String>) -> String {
     }
 }
 
-fn start(batch: &Batch) -> Result<Event, PlanError> {
-    batch.config.validate().map_err(PlanError::BadConfig)?;
-    Event::parse(batch.event_json)
-}
-
-fn timed<'a>(c: &'a Classified<'a>) -> (Vec<&'a BucketRecord<'a>>, Vec<snapshot::Timed<'a>>) {
-    let buckets: Vec<&BucketRecord> = c
-        .classes
-        .iter()
-        .filter_map(|cl| match cl {
-            Class::Bucket(b) => Some(&**b),
-            _ => None,
-        })
-        .collect();
-    let timed = buckets
-        .iter()
-        .filter_map(|b| c.keys.get(&b.index).map(|k| snapshot::Timed { rec: b, keys: k.clone() }))
-        .collect();
+fn timed<'c, 'a>(c: &'c [Classified<'a>]) -> (Vec<&'c BucketRecord<'a>>, Vec<snapshot::Timed<'c, 'a>>) {
+    let mut buckets = Vec::new();
+    let mut timed = Vec::new();
+    for cl in c {
+        if let Class::Bucket(b) = &cl.class {
+            buckets.push(&**b);
+            if !cl.keys.is_empty() {
+                timed.push(snapshot::Timed { rec: b, keys: &cl.keys });
+            }
+        }
+    }
     (buckets, timed)
 }
 
-fn finish(c: &Classified, plan: &mut Plan) {
-    let mut touched = vec![false; c.records.len()];
+fn finish(c: &[Classified], plan: &mut Plan) {
+    let mut touched = vec![false; c.len()];
     for w in &plan.writes {
         for &i in &w.records {
             if let Some(t) = touched.get_mut(i as usize) {
@@ -149,9 +168,9 @@ fn finish(c: &Classified, plan: &mut Plan) {
         }
     }
     let counters = &mut plan.counters;
-    counters.records = c.records.len() as u32;
-    for (rec, class) in c.records.iter().zip(&c.classes) {
-        let status = match class {
+    counters.records = c.len() as u32;
+    for rec in c {
+        let status = match &rec.class {
             Class::Bucket(b) => {
                 counters.bucket_records += 1;
                 if b.limits.is_empty() && !touched[rec.index as usize] {
@@ -174,7 +193,8 @@ fn finish(c: &Classified, plan: &mut Plan) {
                 RecordStatus::Invalid(r.clone())
             }
         };
-        plan.outcomes.push(RecordOutcome { index: rec.index, sequence_number: rec.seq_raw(), status });
+        let sequence_number = rec.seq.as_ref().map(|s| s.raw().to_string());
+        plan.outcomes.push(RecordOutcome { index: rec.index, sequence_number, status });
     }
 }
 
@@ -188,16 +208,16 @@ fn summary(plan: &mut Plan, batch: &Batch, message: &str) {
 
 /// Plan every write for a batch.
 pub fn plan(batch: &Batch) -> Result<Plan, PlanError> {
-    let ev = start(batch)?;
+    let (c, logs) = classify(batch)?;
     let cfg = batch.config;
     let mut out = Plan::default();
     let windows: Vec<&str> = cfg.windows.iter().map(|w| w.name()).collect();
     Log::new(&mut out.logs, LogLevel::Info, "Batch processing started")
         .s("request_id", batch.invocation_id)
-        .n("record_count", ev.records().len())
+        .n("record_count", c.len())
         .list("windows", &windows)
         .s("table_name", &cfg.table_name);
-    let c = classify(&ev, batch, &mut out.logs);
+    out.logs.extend(logs);
     let (buckets, timed) = timed(&c);
     let params = snapshot::Params {
         table: &cfg.table_name,
@@ -226,9 +246,8 @@ pub fn plan(batch: &Batch) -> Result<Plan, PlanError> {
     );
     if let Some(bucket) = &cfg.archive_bucket {
         let events: Vec<archive::AuditEvent> = c
-            .classes
             .iter()
-            .filter_map(|cl| match cl {
+            .filter_map(|cl| match &cl.class {
                 Class::Audit(e) => Some(e.clone()),
                 _ => None,
             })
@@ -253,7 +272,7 @@ fn key_strings(key: &[plan::Attribute]) -> Option<(String, String)> {
 /// (ARCHITECTURE §5). Items whose observed watermarks are malformed get no
 /// write; their records are reported invalid with the reason.
 pub fn replan_snapshots(batch: &Batch, observed: &[ObservedItem]) -> Result<Plan, PlanError> {
-    let ev = start(batch)?;
+    let (c, _) = classify(batch)?;
     let cfg = batch.config;
     let mut out = Plan::default();
     let mut seen: BTreeMap<(String, String), snapshot::Guard> = BTreeMap::new();
@@ -278,7 +297,6 @@ pub fn replan_snapshots(batch: &Batch, observed: &[ObservedItem]) -> Result<Plan
             }
         }
     }
-    let c = classify(&ev, batch, &mut Vec::new());
     let (_, timed) = timed(&c);
     let params = snapshot::Params {
         table: &cfg.table_name,

@@ -9,8 +9,7 @@
 //! record came from), W11/W17 (latest image by sequence number), W8 (runs on
 //! every batch). A bucket without `rf` is not refilled (its lock cannot hold).
 
-use crate::bucket::{split_limit_attr, BucketState, Limit};
-use crate::event::{get_n, parse_int};
+use crate::bucket::{BucketState, Limit};
 use crate::plan::{
     Attribute, Counters, ExpressionName, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, UpdateItem,
     Write,
@@ -78,21 +77,7 @@ pub enum Decision {
 /// Limits of the latest image (found through `b_{name}_cp`) that the state does
 /// not hold, with their stored numbers.
 fn other_limits(state: &BucketState) -> Vec<Limit> {
-    let img = state.latest.new_image;
-    let num = |attr: String| get_n(img, &attr).and_then(|s| parse_int(&attr, s).ok()).unwrap_or(0);
-    img.keys()
-        .filter_map(|attr| match split_limit_attr(attr) {
-            Some((name, "cp")) if !state.limits.iter().any(|l| l.name == name) => Some(Limit {
-                name: name.to_string(),
-                tc_delta: 0,
-                tk: num(format!("b_{name}_tk")),
-                cp: num(format!("b_{name}_cp")),
-                ra: num(format!("b_{name}_ra")),
-                rp: num(format!("b_{name}_rp")),
-            }),
-            _ => None,
-        })
-        .collect()
+    state.latest.other_limits.iter().filter(|o| !state.limits.iter().any(|l| l.name == o.name)).cloned().collect()
 }
 
 /// Decide for one bucket state at `now_ms`.
@@ -142,12 +127,12 @@ pub fn plan(
         let rec = state.latest;
         match decide(state, now_ms) {
             Decision::Skip(why) => {
-                Log::new(logs, LogLevel::Debug, why).s("entity_id", rec.entity).s("resource", rec.resource);
+                Log::new(logs, LogLevel::Debug, why).s("entity_id", &rec.entity).s("resource", &rec.resource);
             }
             Decision::Overflow(why) => {
                 Log::new(logs, LogLevel::Error, format!("Error refilling bucket: {why}"))
-                    .s("entity_id", rec.entity)
-                    .s("resource", rec.resource);
+                    .s("entity_id", &rec.entity)
+                    .s("resource", &rec.resource);
             }
             Decision::Refill(limits) => {
                 let rf_old = rec.rf_ms.unwrap_or(0);
@@ -168,7 +153,7 @@ pub fn plan(
                     purpose: Purpose::Refill,
                     operation: Operation::UpdateItem(UpdateItem {
                         table_name: table.to_string(),
-                        key: vec![Attribute::s("PK", rec.pk), Attribute::s("SK", rec.sk)],
+                        key: vec![Attribute::s("PK", &rec.pk), Attribute::s("SK", &rec.sk)],
                         update_expression: format!("SET #rf = :rf_new ADD {}", adds.join(", ")),
                         condition_expression: Some(cond.join(" AND ")),
                         names,
@@ -180,8 +165,8 @@ pub fn plan(
                 counters.refill_writes += 1;
                 let names: Vec<&str> = limits.iter().map(|l| l.name.as_str()).collect();
                 Log::new(logs, LogLevel::Debug, "Bucket refill planned")
-                    .s("entity_id", rec.entity)
-                    .s("resource", rec.resource)
+                    .s("entity_id", &rec.entity)
+                    .s("resource", &rec.resource)
                     .list("limits_refilled", &names);
             }
         }

@@ -15,7 +15,7 @@
 //! they run in, the result is the same (create with the new count, or raise).
 
 use crate::bucket::{bucket_pk, split_limit_attr, BucketRecord, BucketState, Format};
-use crate::event::{av_json, get_n};
+use crate::event::av_json;
 use crate::plan::{
     Attribute, Counters, ExpressionName, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, PutItem,
     UpdateItem, Write,
@@ -72,8 +72,8 @@ pub fn plan_bumps(
         let new = old.saturating_mul(2);
         if new > max_shards as i128 {
             Log::new(logs, LogLevel::Warning, "Proactive shard doubling capped at maximum shard count")
-                .s("entity_id", rec.entity)
-                .s("resource", rec.resource)
+                .s("entity_id", &rec.entity)
+                .s("resource", &rec.resource)
                 .n("shard_count", old)
                 .n("max_shard_count", max_shards)
                 .raw("token_ratio", round2(ratio));
@@ -83,7 +83,7 @@ pub fn plan_bumps(
             purpose: Purpose::ShardBump,
             operation: Operation::UpdateItem(UpdateItem {
                 table_name: table.to_string(),
-                key: vec![Attribute::s("PK", rec.pk), Attribute::s("SK", rec.sk)],
+                key: vec![Attribute::s("PK", &rec.pk), Attribute::s("SK", &rec.sk)],
                 update_expression: "SET #sc = :new".into(),
                 condition_expression: Some("#sc = :old".into()),
                 names: vec![ExpressionName { placeholder: "#sc".into(), name: "shard_count".into() }],
@@ -94,8 +94,8 @@ pub fn plan_bumps(
         });
         counters.shard_bump_writes += 1;
         Log::new(logs, LogLevel::Info, "Proactive shard doubling planned")
-            .s("entity_id", rec.entity)
-            .s("resource", rec.resource)
+            .s("entity_id", &rec.entity)
+            .s("resource", &rec.resource)
             .n("old_count", old)
             .n("new_count", new)
             .raw("token_ratio", round2(ratio));
@@ -104,10 +104,7 @@ pub fn plan_bumps(
 
 /// Whether a bucket record raises `shard_count` on a new-format shard 0.
 pub fn raises_shard_count(rec: &BucketRecord) -> bool {
-    matches!(rec.format, Format::New { .. })
-        && rec.shard_id == 0
-        && get_n(rec.new_image, "shard_count").is_some()
-        && rec.old_shard_count.is_some_and(|old| rec.shard_count > old)
+    rec.raises_shard_count()
 }
 
 /// Plan propagation for every shard-0 bucket whose count was raised in the batch.
@@ -122,11 +119,11 @@ pub fn plan_propagation(
     let raising: Vec<&BucketRecord> = records.iter().copied().filter(|r| raises_shard_count(r)).collect();
     let mut done: Vec<&str> = Vec::new();
     for r in &raising {
-        if done.contains(&r.pk) {
+        if done.contains(&&*r.pk) {
             continue;
         }
-        done.push(r.pk);
-        let group: Vec<&BucketRecord> = raising.iter().copied().filter(|x| x.pk == r.pk).collect();
+        done.push(&*r.pk);
+        let group: Vec<&BucketRecord> = raising.iter().copied().filter(|x| *x.pk == *r.pk).collect();
         let Some(latest) = group.iter().copied().max_by(|a, b| a.seq.cmp(&b.seq)) else { continue };
         let first_old = group.iter().filter_map(|x| x.old_shard_count).min().unwrap_or(1);
         let latest_old = latest.old_shard_count.unwrap_or(1);
@@ -134,8 +131,8 @@ pub fn plan_propagation(
         let limit = new.min(max_shards as i128);
         if new > max_shards as i128 {
             Log::new(logs, LogLevel::Warning, "Shard count above maximum; propagation limited")
-                .s("entity_id", latest.entity)
-                .s("resource", latest.resource)
+                .s("entity_id", &latest.entity)
+                .s("resource", &latest.resource)
                 .n("shard_count", new)
                 .n("max_shard_count", max_shards);
         }
@@ -148,8 +145,8 @@ pub fn plan_propagation(
                 operation: Operation::UpdateItem(UpdateItem {
                     table_name: table.to_string(),
                     key: vec![
-                        Attribute::s("PK", &bucket_pk(latest.ns, latest.entity, latest.resource, t)),
-                        Attribute::s("SK", latest.sk),
+                        Attribute::s("PK", &bucket_pk(&latest.ns, &latest.entity, &latest.resource, t)),
+                        Attribute::s("SK", &latest.sk),
                     ],
                     update_expression: "SET #sc = :new".into(),
                     condition_expression: Some("#sc < :new".into()),
@@ -178,8 +175,8 @@ pub fn plan_propagation(
         }
         counters.shard_propagate_writes += planned;
         Log::new(logs, LogLevel::Info, "Shard count propagation planned")
-            .s("entity_id", latest.entity)
-            .s("resource", latest.resource)
+            .s("entity_id", &latest.entity)
+            .s("resource", &latest.resource)
             .n("new_count", new)
             .n("writes", planned);
     }
@@ -188,20 +185,23 @@ pub fn plan_propagation(
 /// The item of a new shard `t`: shard 0's NewImage with keys, `shard_count` and
 /// per-shard tokens replaced (SPEC §6.2 step 5), in Python dict order.
 pub fn clone_item(src: &BucketRecord, t: i128, new: i128) -> Vec<Attribute> {
-    let mut item: Vec<Attribute> = src.new_image.iter().map(|(k, v)| Attribute::raw(k.clone(), av_json(v))).collect();
+    let empty = serde_json::Map::new();
+    let image = src.clone_source.as_deref().unwrap_or(&empty);
+    let mut item: Vec<Attribute> = image.iter().map(|(k, v)| Attribute::raw(k.clone(), av_json(v))).collect();
     let mut set = |name: String, value: Attribute| match item.iter_mut().find(|a| a.name == name) {
         Some(a) => a.value = value.value,
         None => item.push(Attribute { name, value: value.value }),
     };
-    let (ns, e, r) = (src.ns, src.entity, src.resource);
+    let (ns, e, r) = (&*src.ns, &*src.entity, &*src.resource);
     set("PK".into(), Attribute::s("", &bucket_pk(ns, e, r, t)));
     set("GSI2SK".into(), Attribute::s("", &format!("BUCKET#{e}#{t}")));
     set("GSI3SK".into(), Attribute::s("", &format!("BUCKET#{r}#{t}")));
     set("GSI4SK".into(), Attribute::s("", &format!("BUCKET#{e}#{r}#{t}")));
     set("shard_count".into(), Attribute::n("", new));
-    for attr in src.new_image.keys() {
+    for attr in image.keys() {
         let Some((name, "cp")) = split_limit_attr(attr) else { continue };
-        let Some(cp) = get_n(src.new_image, attr).and_then(|s| crate::event::parse_int(attr, s).ok()) else {
+        let number = image.get(attr).and_then(|v| v.get("N")).and_then(serde_json::Value::as_str);
+        let Some(cp) = number.and_then(|s| crate::event::parse_int(attr, s).ok()) else {
             continue;
         };
         let tk = if name == "wcu" { cp } else { floor_div(cp, new).unwrap_or(cp) };

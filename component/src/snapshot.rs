@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use crate::bucket::BucketRecord;
-use crate::event::{Image, Seq};
+use crate::event::Seq;
 use crate::plan::{
     Attribute, Counters, ExpressionName, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, UpdateItem,
     Write,
@@ -61,6 +61,23 @@ pub fn snapshot_sk(resource: &str, window: Window, key: &str) -> String {
         Window::Hourly => format!("#USAGE#{resource}#{key}"),
         _ => format!("#USAGE#{resource}#{key}#{}", window.name()),
     }
+}
+
+/// The index key of a snapshot item: PK and SK with a separator that sorts
+/// below every other character, so distinct (PK, SK) pairs never share a key.
+fn item_key(pk: &str, sk: &str) -> String {
+    let mut k = String::with_capacity(pk.len() + sk.len() + 4);
+    for c in pk.chars() {
+        // Escape NUL (and the escape) so the separator is unambiguous.
+        match c {
+            '\0' => k.push_str("\u{1}0"),
+            '\u{1}' => k.push_str("\u{1}1"),
+            c => k.push(c),
+        }
+    }
+    k.push('\0');
+    k.push_str(sk);
+    k
 }
 
 /// PK of an entity's items.
@@ -124,11 +141,11 @@ pub enum Guard {
 }
 
 /// One bucket record with its window keys, ready for snapshot planning.
-pub struct Timed<'a> {
+pub struct Timed<'c, 'a> {
     /// The record.
-    pub rec: &'a BucketRecord<'a>,
+    pub rec: &'c BucketRecord<'a>,
     /// One key per configured window, same order.
-    pub keys: Vec<String>,
+    pub keys: &'c [String],
 }
 
 /// Parameters of snapshot planning.
@@ -147,38 +164,46 @@ pub struct Params<'a> {
 /// them: `Some(Guard::Fresh)` for a first plan, `Some(Guard::Observed(..))` for
 /// a re-plan, `None` to leave the item out.
 pub fn plan(
-    timed: &[Timed],
+    timed: &[Timed<'_, '_>],
     p: &Params,
     select: &dyn Fn(&str, &str) -> Option<Guard>,
     writes: &mut Vec<Write>,
     logs: &mut Vec<LogEntry>,
     counters: &mut Counters,
 ) {
-    let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
+    // Items by `item_key(PK, SK)`.
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut items: Vec<Item> = Vec::new();
     let mut guards: Vec<Guard> = Vec::new();
     for t in timed {
         let rec = t.rec;
         let (_, from_rf) = window_time(rec);
-        let pk = entity_pk(rec.ns, rec.entity);
+        let pk = entity_pk(&rec.ns, &rec.entity);
         let source_attr = rec.watermark_attr();
-        for l in rec.limits.iter().filter(|l| l.name != "wcu" && l.tc_delta != 0) {
-            for (w, key) in p.windows.iter().zip(&t.keys) {
-                let sk = snapshot_sk(rec.resource, *w, key);
-                let Some(guard) = select(&pk, &sk) else { continue };
-                if let Guard::Observed(seen) = &guard {
-                    if let Some(Some(wm)) = seen.get(&source_attr) {
-                        if rec.seq <= *wm {
-                            continue;
-                        }
+        if !has_deltas(rec) {
+            continue;
+        }
+        // One snapshot item per window, whatever the limit: the item and its
+        // guard are looked up once per window, then every limit adds to it.
+        for (w, key) in p.windows.iter().zip(t.keys) {
+            let first_window = *w == p.windows[0];
+            let sk = snapshot_sk(&rec.resource, *w, key);
+            let Some(guard) = select(&pk, &sk) else { continue };
+            if let Guard::Observed(seen) = &guard {
+                if let Some(Some(wm)) = seen.get(&source_attr) {
+                    if rec.seq <= *wm {
+                        continue;
                     }
                 }
-                if *w == p.windows[0] {
+            }
+            let mut slot = None;
+            for l in rec.limits.iter().filter(|l| l.name != "wcu" && l.tc_delta != 0) {
+                if first_window {
                     counters.deltas += 1;
                     counters.window_time_from_rf += from_rf as u32;
                 }
                 if is_reserved(&l.name) {
-                    if *w == p.windows[0] {
+                    if first_window {
                         counters.reserved_limit_deltas += 1;
                         Log::new(
                             logs,
@@ -187,29 +212,36 @@ pub fn plan(
                         )
                         .n("record_index", rec.index)
                         .s("sequence_number", rec.seq.raw())
-                        .s("entity_id", rec.entity)
-                        .s("resource", rec.resource)
+                        .s("entity_id", &rec.entity)
+                        .s("resource", &rec.resource)
                         .s("limit_name", &l.name)
                         .n("tokens_delta", floor_div(l.tc_delta, 1000));
                     }
                     continue;
                 }
-                let slot = *index.entry((pk.clone(), sk.clone())).or_insert_with(|| {
-                    items.push(Item {
-                        pk: pk.clone(),
-                        sk,
-                        ns: rec.ns,
-                        entity: rec.entity,
-                        resource: rec.resource,
-                        window: *w,
-                        key: key.clone(),
-                        limits: Vec::new(),
-                        total_events: 0,
-                        sources: Vec::new(),
-                        records: Vec::new(),
-                    });
-                    guards.push(guard);
-                    items.len() - 1
+                let slot = *slot.get_or_insert_with(|| {
+                    let k = item_key(&pk, &sk);
+                    match index.get(&k) {
+                        Some(&i) => i,
+                        None => {
+                            items.push(Item {
+                                pk: pk.clone(),
+                                sk: sk.clone(),
+                                ns: &rec.ns,
+                                entity: &rec.entity,
+                                resource: &rec.resource,
+                                window: *w,
+                                key: key.clone(),
+                                limits: Vec::new(),
+                                total_events: 0,
+                                sources: Vec::new(),
+                                records: Vec::new(),
+                            });
+                            guards.push(guard.clone());
+                            index.insert(k, items.len() - 1);
+                            items.len() - 1
+                        }
+                    }
                 });
                 let item = &mut items[slot];
                 let tokens = floor_div(l.tc_delta, 1000);
@@ -338,7 +370,9 @@ fn item_write(item: &Item, guard: &Guard, table: &str, ttl: i64) -> Write {
 
 /// Watermarks stored on an observed item: `wm#…` string attributes.
 /// Errors name a malformed watermark (the table was written by something else).
-pub fn observed_watermarks(item: &Image) -> Result<BTreeMap<String, Option<Seq>>, String> {
+pub fn observed_watermarks(
+    item: &serde_json::Map<String, serde_json::Value>,
+) -> Result<BTreeMap<String, Option<Seq>>, String> {
     let mut out = BTreeMap::new();
     for (name, av) in item {
         if !name.starts_with(WATERMARK_PREFIX) {
@@ -358,6 +392,13 @@ pub fn observed_watermarks(item: &Image) -> Result<BTreeMap<String, Option<Seq>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item_keys_never_confuse_two_items() {
+        let pairs = [("a\0", "b"), ("a", "\0b"), ("a\u{1}0", "b"), ("a", "b"), ("a\0b", ""), ("", "a\0b")];
+        let keys: std::collections::BTreeSet<String> = pairs.iter().map(|(p, s)| item_key(p, s)).collect();
+        assert_eq!(keys.len(), pairs.len());
+    }
 
     #[test]
     fn floor_division_table_spec_3_5() {

@@ -44,7 +44,7 @@ use std::fmt::Display;
 use serde_json::{json, Map, Value};
 use zae_planner::bucket::{self, BucketState, Parsed};
 use zae_planner::config::Config;
-use zae_planner::event::{Event, Seq};
+use zae_planner::event::{map_records, Seq};
 use zae_planner::plan::{
     canonical_json, Attribute, Batch, Counters, ExpressionName, LogLevel, OnConditionFailure, Operation, Plan, Purpose,
     PutItem, PutObject, RecordStatus, UpdateItem, Write,
@@ -281,16 +281,7 @@ fn plan_hourly(records: &[Value]) -> Plan {
 /// Parse records and fold them into bucket states, as the planner does.
 fn with_states<R>(records: &[Value], f: impl FnOnce(&[BucketState]) -> R) -> R {
     let text = json!({ "Records": records }).to_string();
-    let ev = Event::parse(&text).expect("event");
-    let recs = ev.records();
-    let parsed: Vec<_> = recs
-        .iter()
-        .filter(|r| r.event_name == Some("MODIFY"))
-        .filter_map(|r| match bucket::parse(r) {
-            Parsed::Bucket(b) => Some(b),
-            _ => None,
-        })
-        .collect();
+    let parsed = bucket::bucket_records(&text).expect("event");
     let refs: Vec<&bucket::BucketRecord> = parsed.iter().map(|b| &**b).collect();
     f(&bucket::aggregate(&refs))
 }
@@ -298,9 +289,8 @@ fn with_states<R>(records: &[Value], f: impl FnOnce(&[BucketState]) -> R) -> R {
 /// What `bucket::parse` makes of one record, as a short string.
 fn parse_one(record: &Value) -> String {
     let text = json!({ "Records": [record] }).to_string();
-    let ev = Event::parse(&text).expect("event");
-    let recs = ev.records();
-    match bucket::parse(&recs[0]) {
+    let mut recs = map_records(&text, bucket::parse).expect("event");
+    match recs.remove(0) {
         Parsed::Bucket(b) => {
             format!("bucket {} {} {} {} sc={}", b.ns, b.entity, b.resource, b.shard_id, b.shard_count)
         }
@@ -760,10 +750,9 @@ fn consumption_delta_fields_are_kept() {
     // the parsed bucket record carries each of them.
     let rec = Bucket::old_format("default", "entity-1", "gpt-4").rf(JAN1_143522).tc("tpm", 0, 5_000_000).record(1);
     let text = json!({ "Records": [rec] }).to_string();
-    let ev = Event::parse(&text).unwrap();
-    let recs = ev.records();
-    let Parsed::Bucket(b) = bucket::parse(&recs[0]) else { panic!("not a bucket") };
-    assert_eq!((b.ns, b.entity, b.resource), ("default", "entity-1", "gpt-4"));
+    let mut recs = map_records(&text, bucket::parse).unwrap();
+    let Parsed::Bucket(b) = recs.remove(0) else { panic!("not a bucket") };
+    assert_eq!((&*b.ns, &*b.entity, &*b.resource), ("default", "entity-1", "gpt-4"));
     assert_eq!(b.limits.len(), 1);
     assert_eq!((b.limits[0].name.as_str(), b.limits[0].tc_delta), ("tpm", 5_000_000));
     // W5: without ApproximateCreationDateTime the window time is rf (and that is counted).
@@ -1270,7 +1259,7 @@ fn aggregate_one_record_one_limit() {
         assert_eq!(states.len(), 1);
         let st = &states[0];
         let r = st.latest;
-        assert_eq!((r.ns, r.entity, r.resource, r.shard_id), ("default", "entity-1", "gpt-4", 0));
+        assert_eq!((&*r.ns, &*r.entity, &*r.resource, r.shard_id), ("default", "entity-1", "gpt-4", 0));
         let l = &st.limits[0];
         assert_eq!((l.name.as_str(), l.tc_delta, l.tk, l.ra, l.rp), ("tpm", 5_000_000, 7_000, 100_000, 60_000));
     });
@@ -1311,7 +1300,7 @@ fn aggregate_different_entities_are_separate() {
     let r1 = Bucket::old_format("default", "entity-1", "gpt-4").tc("tpm", 0, 1).record(1);
     let r2 = Bucket::old_format("default", "entity-2", "gpt-4").tc("tpm", 0, 1).record(2);
     with_states(&[r1, r2], |states| {
-        let entities: Vec<&str> = states.iter().map(|s| s.latest.entity).collect();
+        let entities: Vec<&str> = states.iter().map(|s| &*s.latest.entity).collect();
         assert_eq!(entities, ["entity-1", "entity-2"]);
     });
 }
@@ -1534,7 +1523,7 @@ fn same_entity_in_two_namespaces_is_separate() {
     let r1 = Bucket::old_format("ns1", "entity-1", "gpt-4").rf(JAN1_143522).tc("tpm", 0, 1_000_000).record(1);
     let r2 = Bucket::old_format("ns2", "entity-1", "gpt-4").rf(JAN1_143522).tc("tpm", 0, 2_000_000).record(2);
     with_states(&[r1.clone(), r2.clone()], |states| {
-        let ns: Vec<&str> = states.iter().map(|s| s.latest.ns).collect();
+        let ns: Vec<&str> = states.iter().map(|s| &*s.latest.ns).collect();
         assert_eq!(ns, ["ns1", "ns2"]);
     });
     let pks: Vec<String> = snapshot_keys(&plan_hourly(&[r1, r2])).into_iter().map(|k| k.0).collect();
