@@ -49,14 +49,10 @@ pub fn config_from_wit(c: wit::Config) -> Config {
     }
 }
 
-/// Native batch to WIT batch (copies the event text).
-pub fn batch_to_wit(b: &native::Batch<'_>) -> wit::Batch {
-    wit::Batch {
-        event_json: b.event_json.to_string(),
-        config: config_to_wit(b.config),
-        now_ms: b.now_ms,
-        invocation_id: b.invocation_id.to_string(),
-    }
+/// Native batch to WIT batch. The event text is borrowed, not copied: the
+/// only copy made is the one into the guest's memory.
+pub fn batch_to_wit<'a>(b: &native::Batch<'a>, config: &'a wit::Config) -> wit::Batch<'a> {
+    wit::Batch { event_json: b.event_json, config, now_ms: b.now_ms, invocation_id: b.invocation_id }
 }
 
 /// Native attribute to WIT attribute.
@@ -69,14 +65,18 @@ pub fn attribute_from_wit(a: wit::Attribute) -> native::Attribute {
     native::Attribute { name: a.name, value: a.value }
 }
 
-/// Native observed item to WIT observed item.
-pub fn observed_to_wit(o: &native::ObservedItem) -> wit::ObservedItem {
-    wit::ObservedItem { key: o.key.iter().map(attribute_to_wit).collect(), item: o.item.clone() }
+/// Native observed items to WIT observed items, which borrow their keys
+/// from `keys` (built with [`observed_keys_to_wit`], then referenced).
+pub fn observed_to_wit<'a>(
+    items: &'a [native::ObservedItem],
+    keys: &'a [Vec<&'a wit::Attribute>],
+) -> Vec<wit::ObservedItem<'a>> {
+    items.iter().zip(keys).map(|(o, key)| wit::ObservedItem { key, item: o.item.as_deref() }).collect()
 }
 
-/// Native observed items to WIT observed items.
-pub fn observed_list_to_wit(items: &[native::ObservedItem]) -> Vec<wit::ObservedItem> {
-    items.iter().map(observed_to_wit).collect()
+/// The keys of observed items as WIT attributes.
+pub fn observed_keys_to_wit(items: &[native::ObservedItem]) -> Vec<Vec<wit::Attribute>> {
+    items.iter().map(|o| o.key.iter().map(attribute_to_wit).collect()).collect()
 }
 
 fn attributes_from_wit(a: Vec<wit::Attribute>) -> Vec<native::Attribute> {

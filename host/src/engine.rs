@@ -246,9 +246,10 @@ impl Planner {
 
     /// Plan every write for a batch (WIT `plan`).
     pub async fn plan(&self, batch: &Batch<'_>) -> Result<Result<Plan, PlanError>, CallError> {
-        let arg = convert::batch_to_wit(batch);
+        let config = convert::config_to_wit(batch.config);
+        let arg = convert::batch_to_wit(batch, &config);
         let (mut store, instance) = self.instantiate().await?;
-        let result = instance.call_plan(&mut store, &arg).await;
+        let result = instance.call_plan(&mut store, arg).await;
         match result {
             Ok(r) => Ok(convert::plan_result_from_wit(r)),
             Err(e) => Err(self.call_error(&store, e)),
@@ -262,10 +263,13 @@ impl Planner {
         batch: &Batch<'_>,
         observed: &[ObservedItem],
     ) -> Result<Result<Plan, PlanError>, CallError> {
-        let arg = convert::batch_to_wit(batch);
-        let observed = convert::observed_list_to_wit(observed);
+        let config = convert::config_to_wit(batch.config);
+        let arg = convert::batch_to_wit(batch, &config);
+        let keys = convert::observed_keys_to_wit(observed);
+        let key_refs: Vec<Vec<_>> = keys.iter().map(|k| k.iter().collect()).collect();
+        let observed = convert::observed_to_wit(observed, &key_refs);
         let (mut store, instance) = self.instantiate().await?;
-        let result = instance.call_replan_snapshots(&mut store, &arg, &observed).await;
+        let result = instance.call_replan_snapshots(&mut store, arg, &observed).await;
         match result {
             Ok(r) => Ok(convert::plan_result_from_wit(r)),
             Err(e) => Err(self.call_error(&store, e)),
@@ -275,8 +279,9 @@ impl Planner {
     /// Build and validate a configuration from environment-style variables
     /// (WIT `config-from-env`). The inner `Err` names the offending variable.
     pub async fn config_from_env(&self, vars: &[(String, String)]) -> Result<Result<PlannerConfig, String>, CallError> {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let (mut store, instance) = self.instantiate().await?;
-        let result = instance.call_config_from_env(&mut store, vars).await;
+        let result = instance.call_config_from_env(&mut store, &vars).await;
         match result {
             Ok(r) => Ok(r.map(convert::config_from_wit)),
             Err(e) => Err(self.call_error(&store, e)),
