@@ -523,8 +523,14 @@ def report(res: dict) -> str:
             cells += [f"{py / wasm_us:.2f}x" if wasm_us else "-", f"{(py + jl) / wasm_us:.2f}x" if wasm_us else "-"]
             cells += [f"{wasm_us / nat_us:.2f}" if wasm_us and nat_us else "-"]
             L.append("| " + " | ".join(cells) + " |")
+        nat0, wasm0 = cr.get("plan/native/0 records"), cr.get("plan/wasm/0 records")
+        if nat0 and wasm0:
+            L.append(
+                f"\nOne call on an empty batch (the fixed cost of a call: fresh store and instance in wasm): "
+                f"native {nat0['median_ns'] / 1000:.1f} µs, wasm {wasm0['median_ns'] / 1000:.1f} µs."
+            )
     cr = res.get("criterion", {})
-    stages = ["parse", "deltas", "coalesce", "refill", "shard", "archive", "gzip", "whole", "scan-floor"]
+    stages = ["parse", "deltas", "coalesce", "refill", "shard", "archive", "gzip", "whole", "scan-floor", "serde-floor"]
     sizes = [n for n in ("100", "1000", "10000") if f"breakdown/{n}/whole" in cr]
     if sizes:
         L.append("\n### Planning stage by stage, native (criterion `breakdown/N/stage`), µs per record\n")
