@@ -41,7 +41,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
 use zae_planner::bucket::{self, BucketRecord, Parsed};
 use zae_planner::config::Config;
-use zae_planner::event::{self, map_records, Record};
+use zae_planner::event::{self, Record};
 use zae_planner::plan::{Batch, Counters};
 use zae_planner::vector::{default_root, load};
 use zae_planner::window::Window;
@@ -176,19 +176,7 @@ fn breakdown(c: &mut Criterion) {
             .collect();
         let params = snapshot::Params { table: &config.table_name, windows: &config.windows, now_ms, ttl_days: 90 };
         let states = bucket::aggregate(&buckets);
-        let events: Vec<archive::AuditEvent> = map_records(event_json, |r| {
-            if r.event_name != Some("REMOVE") {
-                return None;
-            }
-            match archive::extract(r, now_ms, &mut Vec::new()) {
-                archive::Extracted::Event(e) => Some(e),
-                _ => None,
-            }
-        })
-        .expect("event")
-        .into_iter()
-        .flatten()
-        .collect();
+        let events = archive::audit_events(event_json, now_ms, &mut Vec::new()).expect("event");
         let refs: Vec<&archive::AuditEvent> = events.iter().collect();
         let body = archive::ndjson_body(&refs);
         let bucket_name = config.archive_bucket.as_deref().expect("archival on");
@@ -236,19 +224,7 @@ fn breakdown(c: &mut Criterion) {
         group.bench_function("archive", |b| {
             b.iter(|| {
                 let mut logs = Vec::new();
-                let events: Vec<archive::AuditEvent> = map_records(event_json, |r| {
-                    if r.event_name != Some("REMOVE") {
-                        return None;
-                    }
-                    match archive::extract(r, now_ms, &mut logs) {
-                        archive::Extracted::Event(e) => Some(e),
-                        _ => None,
-                    }
-                })
-                .expect("event")
-                .into_iter()
-                .flatten()
-                .collect();
+                let events = archive::audit_events(event_json, now_ms, &mut logs).expect("event");
                 let (mut writes, mut counters) = (Vec::new(), Counters::default());
                 archive::plan(&events, bucket_name, &mut writes, &mut logs, &mut counters);
                 writes

@@ -26,7 +26,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::event::{get_s, Record, Seq};
-use crate::plan::{Counters, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, PutObject, Write};
+use crate::plan::{
+    Counters, Log, LogEntry, LogLevel, OnConditionFailure, Operation, PlanError, Purpose, PutObject, Write,
+};
 use crate::pyjson::{crc32, from_dynamo_av, gzip, write_json, PyValue};
 use crate::window::{from_epoch_ms, parse_iso_to_utc_date};
 
@@ -116,6 +118,20 @@ pub fn extract(rec: &Record, now_ms: i64, logs: &mut Vec<LogEntry>) -> Extracted
         }
     };
     Extracted::Event(AuditEvent { index: rec.index, seq, line, date })
+}
+
+/// Every REMOVE record of an event that extracts as an audit event, in order
+/// (the others are left out; their logs go to `logs`): for tests, benches and
+/// tools that look at archiving on its own.
+pub fn audit_events(event_json: &str, now_ms: i64, logs: &mut Vec<LogEntry>) -> Result<Vec<AuditEvent>, PlanError> {
+    let all = crate::event::map_records(event_json, |r| match r.event_name {
+        Some("REMOVE") => match extract(r, now_ms, logs) {
+            Extracted::Event(e) => Some(e),
+            _ => None,
+        },
+        _ => None,
+    })?;
+    Ok(all.into_iter().flatten().collect())
 }
 
 /// The `S` string of attribute `name` of a plain map.

@@ -102,11 +102,6 @@ pub fn plan_bumps(
     }
 }
 
-/// Whether a bucket record raises `shard_count` on a new-format shard 0.
-pub fn raises_shard_count(rec: &BucketRecord) -> bool {
-    rec.raises_shard_count()
-}
-
 /// Plan propagation for every shard-0 bucket whose count was raised in the batch.
 pub fn plan_propagation(
     records: &[&BucketRecord],
@@ -116,7 +111,7 @@ pub fn plan_propagation(
     logs: &mut Vec<LogEntry>,
     counters: &mut Counters,
 ) {
-    let raising: Vec<&BucketRecord> = records.iter().copied().filter(|r| raises_shard_count(r)).collect();
+    let raising: Vec<&BucketRecord> = records.iter().copied().filter(|r| r.raises_shard_count()).collect();
     let mut done: Vec<&str> = Vec::new();
     for r in &raising {
         if done.contains(&&*r.pk) {
