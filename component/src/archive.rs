@@ -214,18 +214,18 @@ pub fn plan(
             .n("size_bytes", body.len());
         counters.archive_objects += 1;
         counters.archived_events += evs.len() as u32;
-        writes.push(Write {
-            purpose: Purpose::Archive,
-            operation: Operation::PutObject(PutObject {
+        writes.push(Write::new(
+            Purpose::Archive,
+            Operation::PutObject(PutObject {
                 bucket: bucket.to_string(),
                 key,
                 body,
                 content_type: CONTENT_TYPE.into(),
                 content_encoding: CONTENT_ENCODING.into(),
             }),
-            on_condition_failure: OnConditionFailure::Ignore,
-            records: evs.iter().map(|e| e.index).collect(),
-        });
+            OnConditionFailure::Ignore,
+            evs.iter().map(|e| e.index).collect(),
+        ));
     }
 }
 

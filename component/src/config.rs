@@ -4,6 +4,7 @@
 //! Unlike upstream (W18), values are trimmed and validated: a bad value is a
 //! start-up error naming the variable, never a per-record failure later.
 
+use crate::plan::{ConfigError, ConfigProblem};
 use crate::window::Window;
 
 /// Default table name, as upstream.
@@ -46,35 +47,38 @@ impl Default for Config {
 
 impl Config {
     /// Check invariants of a config built by hand (hosts may build one directly).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use ConfigProblem::*;
         if self.table_name.is_empty() {
-            return Err("table-name is empty".into());
+            return Err(ConfigError::new("table-name", Empty, "table-name is empty"));
         }
         if self.windows.is_empty() {
-            return Err("windows is empty".into());
+            return Err(ConfigError::new("windows", Empty, "windows is empty"));
         }
         for (i, w) in self.windows.iter().enumerate() {
             if self.windows[..i].contains(w) {
-                return Err(format!("window {} is listed twice", w.name()));
+                return Err(ConfigError::new("windows", Duplicate, format!("window {} is listed twice", w.name())));
             }
         }
         if self.snapshot_ttl_days == 0 || self.snapshot_ttl_days > MAX_TTL_DAYS {
-            return Err(format!("snapshot-ttl-days must be 1..={MAX_TTL_DAYS}"));
+            let message = format!("snapshot-ttl-days must be 1..={MAX_TTL_DAYS}");
+            return Err(ConfigError::new("snapshot-ttl-days", OutOfRange, message));
         }
         if let Some(b) = &self.archive_bucket {
             if b.is_empty() {
-                return Err("archive-bucket is empty".into());
+                return Err(ConfigError::new("archive-bucket", Empty, "archive-bucket is empty"));
             }
         }
         if self.max_shard_count == 0 || self.max_shard_count > MAX_SHARD_COUNT_LIMIT {
-            return Err(format!("max-shard-count must be 1..={MAX_SHARD_COUNT_LIMIT}"));
+            let message = format!("max-shard-count must be 1..={MAX_SHARD_COUNT_LIMIT}");
+            return Err(ConfigError::new("max-shard-count", OutOfRange, message));
         }
         Ok(())
     }
 
     /// Build from environment-style variables; unknown names are ignored, a
     /// name given twice takes its last value.
-    pub fn from_env<'a, I>(vars: I) -> Result<Config, String>
+    pub fn from_env<'a, I>(vars: I) -> Result<Config, ConfigError>
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
@@ -99,61 +103,72 @@ impl Config {
         if let Some(t) = table {
             let t = t.trim();
             if t.is_empty() {
-                return Err("TABLE_NAME is set but empty".into());
+                return Err(ConfigError::new("TABLE_NAME", ConfigProblem::Empty, "TABLE_NAME is set but empty"));
             }
             cfg.table_name = t.to_string();
         }
         if let Some(w) = windows {
-            cfg.windows = parse_windows(w).map_err(|e| format!("SNAPSHOT_WINDOWS={w:?}: {e}"))?;
+            cfg.windows = parse_windows(w)
+                .map_err(|(p, e)| ConfigError::new("SNAPSHOT_WINDOWS", p, format!("SNAPSHOT_WINDOWS={w:?}: {e}")))?;
         }
         if let Some(t) = ttl {
-            cfg.snapshot_ttl_days =
-                parse_bounded(t, 1, MAX_TTL_DAYS).map_err(|e| format!("SNAPSHOT_TTL_DAYS={t:?}: {e}"))?;
+            cfg.snapshot_ttl_days = parse_bounded(t, 1, MAX_TTL_DAYS)
+                .map_err(|(p, e)| ConfigError::new("SNAPSHOT_TTL_DAYS", p, format!("SNAPSHOT_TTL_DAYS={t:?}: {e}")))?;
         }
         let archival_on = match archival.map(|a| a.trim().to_ascii_lowercase()) {
             None => false,
             Some(a) if a == "true" || a == "1" || a == "yes" => true,
             Some(a) if a == "false" || a == "0" || a == "no" || a.is_empty() => false,
             Some(_) => {
-                return Err(format!("ENABLE_ARCHIVAL={:?}: expected true or false", archival.unwrap_or_default()))
+                let message = format!("ENABLE_ARCHIVAL={:?}: expected true or false", archival.unwrap_or_default());
+                return Err(ConfigError::new("ENABLE_ARCHIVAL", ConfigProblem::UnknownValue, message));
             }
         };
         let bucket = bucket.map(str::trim).filter(|b| !b.is_empty());
         if archival_on {
             match bucket {
                 Some(b) => cfg.archive_bucket = Some(b.to_string()),
-                None => return Err("ENABLE_ARCHIVAL is true but ARCHIVE_BUCKET_NAME is empty or unset".into()),
+                None => {
+                    let message = "ENABLE_ARCHIVAL is true but ARCHIVE_BUCKET_NAME is empty or unset";
+                    return Err(ConfigError::new("ARCHIVE_BUCKET_NAME", ConfigProblem::RequiresOther, message));
+                }
             }
         }
         if let Some(m) = max_shards {
-            cfg.max_shard_count =
-                parse_bounded(m, 1, MAX_SHARD_COUNT_LIMIT).map_err(|e| format!("MAX_SHARD_COUNT={m:?}: {e}"))?;
+            cfg.max_shard_count = parse_bounded(m, 1, MAX_SHARD_COUNT_LIMIT)
+                .map_err(|(p, e)| ConfigError::new("MAX_SHARD_COUNT", p, format!("MAX_SHARD_COUNT={m:?}: {e}")))?;
         }
         cfg.validate()?;
         Ok(cfg)
     }
 }
 
-fn parse_windows(s: &str) -> Result<Vec<Window>, String> {
+fn parse_windows(s: &str) -> Result<Vec<Window>, (ConfigProblem, String)> {
     let mut out = Vec::new();
     for part in s.split(',') {
         let p = part.trim();
         if p.is_empty() {
-            return Err("empty window name".into());
+            return Err((ConfigProblem::Empty, "empty window name".into()));
         }
-        let w = Window::parse(p).ok_or_else(|| format!("unknown window {p:?} (expected hourly, daily or monthly)"))?;
+        let w = Window::parse(p).ok_or_else(|| {
+            (ConfigProblem::UnknownValue, format!("unknown window {p:?} (expected hourly, daily or monthly)"))
+        })?;
         if out.contains(&w) {
-            return Err(format!("window {p} is listed twice"));
+            return Err((ConfigProblem::Duplicate, format!("window {p} is listed twice")));
         }
         out.push(w);
     }
     Ok(out)
 }
 
-fn parse_bounded(s: &str, lo: u32, hi: u32) -> Result<u32, String> {
-    let n: u64 = s.trim().parse().map_err(|_| "not a whole number".to_string())?;
+fn parse_bounded(s: &str, lo: u32, hi: u32) -> Result<u32, (ConfigProblem, String)> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) && t.len() > 12 {
+        return Err((ConfigProblem::OutOfRange, format!("must be between {lo} and {hi}")));
+    }
+    let n: u64 = t.parse().map_err(|_| (ConfigProblem::NotANumber, "not a whole number".to_string()))?;
     if n < lo as u64 || n > hi as u64 {
-        return Err(format!("must be between {lo} and {hi}"));
+        return Err((ConfigProblem::OutOfRange, format!("must be between {lo} and {hi}")));
     }
     Ok(n as u32)
 }
@@ -177,26 +192,34 @@ mod tests {
         let c = Config::from_env([("SNAPSHOT_WINDOWS", "hourly, daily ,monthly")]).unwrap();
         assert_eq!(c.windows, vec![Window::Hourly, Window::Daily, Window::Monthly]);
         let e = Config::from_env([("SNAPSHOT_WINDOWS", "hourly,weekly")]).unwrap_err();
-        assert!(e.contains("SNAPSHOT_WINDOWS") && e.contains("weekly"), "{e}");
-        assert!(Config::from_env([("SNAPSHOT_WINDOWS", "")]).is_err());
-        assert!(Config::from_env([("SNAPSHOT_WINDOWS", "daily,daily")]).is_err());
+        assert!(e.message.contains("SNAPSHOT_WINDOWS") && e.message.contains("weekly"), "{e}");
+        assert_eq!((e.setting.as_str(), e.problem), ("SNAPSHOT_WINDOWS", ConfigProblem::UnknownValue));
+        assert_eq!(Config::from_env([("SNAPSHOT_WINDOWS", "")]).unwrap_err().problem, ConfigProblem::Empty);
+        let e = Config::from_env([("SNAPSHOT_WINDOWS", "daily,daily")]).unwrap_err();
+        assert_eq!(e.problem, ConfigProblem::Duplicate);
     }
 
     #[test]
     fn archival_needs_a_bucket() {
         let e = Config::from_env([("ENABLE_ARCHIVAL", "true")]).unwrap_err();
-        assert!(e.contains("ARCHIVE_BUCKET_NAME"), "{e}");
+        assert!(e.message.contains("ARCHIVE_BUCKET_NAME"), "{e}");
+        assert_eq!((e.setting.as_str(), e.problem), ("ARCHIVE_BUCKET_NAME", ConfigProblem::RequiresOther));
         let c = Config::from_env([("ENABLE_ARCHIVAL", "TRUE"), ("ARCHIVE_BUCKET_NAME", "b")]).unwrap();
         assert_eq!(c.archive_bucket.as_deref(), Some("b"));
         let c = Config::from_env([("ENABLE_ARCHIVAL", "false"), ("ARCHIVE_BUCKET_NAME", "b")]).unwrap();
         assert_eq!(c.archive_bucket, None);
-        assert!(Config::from_env([("ENABLE_ARCHIVAL", "maybe")]).is_err());
+        let e = Config::from_env([("ENABLE_ARCHIVAL", "maybe")]).unwrap_err();
+        assert_eq!((e.setting.as_str(), e.problem), ("ENABLE_ARCHIVAL", ConfigProblem::UnknownValue));
     }
 
     #[test]
     fn numbers_are_bounded() {
-        assert!(Config::from_env([("SNAPSHOT_TTL_DAYS", "abc")]).unwrap_err().contains("SNAPSHOT_TTL_DAYS"));
-        assert!(Config::from_env([("SNAPSHOT_TTL_DAYS", "0")]).is_err());
+        let e = Config::from_env([("SNAPSHOT_TTL_DAYS", "abc")]).unwrap_err();
+        assert!(e.message.contains("SNAPSHOT_TTL_DAYS"), "{e}");
+        assert_eq!((e.setting.as_str(), e.problem), ("SNAPSHOT_TTL_DAYS", ConfigProblem::NotANumber));
+        assert_eq!(Config::from_env([("SNAPSHOT_TTL_DAYS", "0")]).unwrap_err().problem, ConfigProblem::OutOfRange);
+        let huge = Config::from_env([("SNAPSHOT_TTL_DAYS", "99999999999999999999999")]).unwrap_err();
+        assert_eq!(huge.problem, ConfigProblem::OutOfRange);
         assert_eq!(Config::from_env([("SNAPSHOT_TTL_DAYS", " 30 ")]).unwrap().snapshot_ttl_days, 30);
         assert!(Config::from_env([("MAX_SHARD_COUNT", "0")]).is_err());
         assert_eq!(Config::from_env([("MAX_SHARD_COUNT", "64")]).unwrap().max_shard_count, 64);
@@ -207,8 +230,8 @@ mod tests {
     fn validate_rejects_hand_built_nonsense() {
         let mut c = Config::default();
         c.windows.clear();
-        assert!(c.validate().is_err());
+        assert_eq!(c.validate().unwrap_err().setting, "windows");
         let c = Config { archive_bucket: Some(String::new()), ..Config::default() };
-        assert!(c.validate().is_err());
+        assert_eq!(c.validate().unwrap_err().setting, "archive-bucket");
     }
 }

@@ -10,7 +10,7 @@
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::json::{Arena, Keep, NodeSeed, Obj, Val};
-use crate::plan::PlanError;
+use crate::plan::{PlanError, SyntaxError};
 
 /// A DynamoDB item image in stream JSON form (attribute name -> AV object).
 pub type Image<'t, 'a> = Obj<'t, 'a>;
@@ -142,10 +142,16 @@ pub fn read<'a>(json: &'a str, sink: &mut dyn Sink<'a>) -> Result<u32, PlanError
     let mut de = serde_json::Deserializer::from_str(json);
     let mut root = RootVisitor { sink, records: RecordsShape::Absent, count: 0, arena: Arena::default() };
     let shape = de.deserialize_any(&mut root).and_then(|s| de.end().map(|()| s));
-    let shape = shape.map_err(|e| PlanError::BadEvent(format!("event is not valid JSON: {e}")))?;
+    let shape = shape.map_err(|e| {
+        PlanError::EventNotJson(SyntaxError {
+            line: u32::try_from(e.line()).unwrap_or(u32::MAX),
+            column: u32::try_from(e.column()).unwrap_or(u32::MAX),
+            message: e.to_string(),
+        })
+    })?;
     match (shape, root.records) {
-        (Shape::NotObject, _) => Err(PlanError::BadEvent("event is not a JSON object".into())),
-        (Shape::Object, RecordsShape::NotList) => Err(PlanError::BadEvent("Records is not a list".into())),
+        (Shape::NotObject, _) => Err(PlanError::EventNotObject),
+        (Shape::Object, RecordsShape::NotList) => Err(PlanError::RecordsNotList),
         (Shape::Object, _) => Ok(root.count),
     }
 }
@@ -429,20 +435,17 @@ mod tests {
     #[test]
     fn event_level_errors_fail_the_batch_only_for_unusable_roots() {
         assert!(
-            matches!(count("nope"), Err(PlanError::BadEvent(m)) if m.starts_with("event is not valid JSON: expected"))
+            matches!(count("nope"), Err(PlanError::EventNotJson(e)) if e.message.starts_with("expected") && e.line == 1)
         );
         assert!(count(r#"{"Records": []} x"#).unwrap_err().to_string().contains("trailing characters"));
         assert!(count(r#"{"Records": [{"a": 1,}]}"#).is_err(), "syntax errors inside records fail the batch");
         assert_eq!(count(r#"{"Records": [{"a": 1e999}]}"#).unwrap(), 1, "fields the planner never reads: syntax only");
         let huge = r#"{"Records": [{"dynamodb": {"NewImage": {"x": 1e999}}}]}"#;
         assert!(count(huge).unwrap_err().to_string().contains("number out of range"), "fields it reads: values too");
-        assert_eq!(count("[]").unwrap_err(), PlanError::BadEvent("event is not a JSON object".into()));
-        assert_eq!(count("7").unwrap_err(), PlanError::BadEvent("event is not a JSON object".into()));
-        assert_eq!(count(r#"{"Records": 3}"#).unwrap_err(), PlanError::BadEvent("Records is not a list".into()));
-        assert_eq!(
-            count(r#"{"Records": {"a": [1]}}"#).unwrap_err(),
-            PlanError::BadEvent("Records is not a list".into())
-        );
+        assert_eq!(count("[]").unwrap_err(), PlanError::EventNotObject);
+        assert_eq!(count("7").unwrap_err(), PlanError::EventNotObject);
+        assert_eq!(count(r#"{"Records": 3}"#).unwrap_err(), PlanError::RecordsNotList);
+        assert_eq!(count(r#"{"Records": {"a": [1]}}"#).unwrap_err(), PlanError::RecordsNotList);
         assert_eq!(count("{}").unwrap(), 0);
         assert_eq!(count(r#"{"Records": null}"#).unwrap(), 0);
         assert_eq!(count(r#"{"Records": [1, 2], "Records": [3]}"#).unwrap(), 1, "the last Records wins");
@@ -457,9 +460,11 @@ mod tests {
     #[test]
     fn errors_match_serde_json_word_for_word() {
         for text in ["", "{", r#"{"Records": [}"#, r#"{"Records": [{"x": tru}]}"#, "{\"a\":\"\\q\"}", "{} {}"] {
-            let ours = count(text).unwrap_err().to_string();
-            let theirs = serde_json::from_str::<serde_json::Value>(text).unwrap_err().to_string();
-            assert_eq!(ours, format!("bad event: event is not valid JSON: {theirs}"), "{text:?}");
+            let ours = count(text).unwrap_err();
+            let theirs = serde_json::from_str::<serde_json::Value>(text).unwrap_err();
+            assert_eq!(ours.to_string(), format!("event is not valid JSON: {theirs}"), "{text:?}");
+            let PlanError::EventNotJson(e) = ours else { panic!("{text:?}: {ours:?}") };
+            assert_eq!((e.line as usize, e.column as usize), (theirs.line(), theirs.column()), "{text:?}");
         }
     }
 

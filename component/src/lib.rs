@@ -254,32 +254,39 @@ pub fn plan(batch: &Batch) -> Result<Plan, PlanError> {
             .collect();
         archive::plan(&events, bucket, &mut out.writes, &mut out.logs, &mut out.counters);
     }
+    out.finish_writes();
     finish(&c, &mut out);
     summary(&mut out, batch, "Batch planned");
     Ok(out)
 }
 
-fn key_strings(key: &[plan::Attribute]) -> Option<(String, String)> {
-    let get = |name: &str| -> Option<String> {
-        let a = key.iter().find(|a| a.name == name)?;
-        let v: serde_json::Value = serde_json::from_str(&a.value).ok()?;
-        Some(v.get("S")?.as_str()?.to_string())
-    };
-    Some((get("PK")?, get("SK")?))
-}
-
 /// Re-plan the snapshot writes of `batch` for the observed items only
-/// (ARCHITECTURE §5). Items whose observed watermarks are malformed get no
-/// write; their records are reported invalid with the reason.
+/// (`docs/architecture.md#exactly-once`). Each observed item names the write
+/// whose condition failed by its id; the answer's writes carry the same ids.
+/// Items whose observed watermarks are malformed get no write; their records
+/// are reported invalid with the reason.
 pub fn replan_snapshots(batch: &Batch, observed: &[ObservedItem]) -> Result<Plan, PlanError> {
     let (c, _) = classify(batch)?;
     let cfg = batch.config;
     let mut out = Plan::default();
+    let (_, timed) = timed(&c);
+    let params = snapshot::Params {
+        table: &cfg.table_name,
+        windows: &cfg.windows,
+        now_ms: batch.now_ms,
+        ttl_days: cfg.snapshot_ttl_days,
+    };
+    // The snapshot writes of the first plan, in plan order: a write's id is
+    // its index there (snapshot writes come first).
+    let mut fresh = Vec::new();
+    let mut scratch = (Vec::new(), plan::Counters::default());
+    snapshot::plan(&timed, &params, &|_, _| Some(snapshot::Guard::Fresh), &mut fresh, &mut scratch.0, &mut scratch.1);
+    let keys: Vec<(String, String)> = fresh.iter().map(|w| w.item_key().unwrap_or_default()).collect();
     let mut seen: BTreeMap<(String, String), snapshot::Guard> = BTreeMap::new();
     let mut broken: BTreeMap<(String, String), String> = BTreeMap::new();
     for o in observed {
-        let Some(k) = key_strings(&o.key) else {
-            return Err(PlanError::BadEvent("observed item key has no PK/SK strings".into()));
+        let Some(key) = keys.get(o.write_id as usize) else {
+            return Err(PlanError::UnknownWriteId(o.write_id));
         };
         let marks = match &o.item {
             None => Ok(BTreeMap::new()),
@@ -290,20 +297,13 @@ pub fn replan_snapshots(batch: &Batch, observed: &[ObservedItem]) -> Result<Plan
         };
         match marks {
             Ok(m) => {
-                seen.insert(k, snapshot::Guard::Observed(m));
+                seen.insert(key.clone(), snapshot::Guard::Observed(m));
             }
             Err(e) => {
-                broken.insert(k, e);
+                broken.insert(key.clone(), e);
             }
         }
     }
-    let (_, timed) = timed(&c);
-    let params = snapshot::Params {
-        table: &cfg.table_name,
-        windows: &cfg.windows,
-        now_ms: batch.now_ms,
-        ttl_days: cfg.snapshot_ttl_days,
-    };
     snapshot::plan(
         &timed,
         &params,
@@ -312,28 +312,22 @@ pub fn replan_snapshots(batch: &Batch, observed: &[ObservedItem]) -> Result<Plan
         &mut out.logs,
         &mut out.counters,
     );
+    let ids: BTreeMap<&(String, String), u32> = keys.iter().enumerate().map(|(i, k)| (k, i as u32)).collect();
+    for w in &mut out.writes {
+        let key = w.item_key().unwrap_or_default();
+        w.id = ids.get(&key).copied().unwrap_or(u32::MAX);
+        w.target = w.describe_target();
+    }
     let mut invalid: BTreeMap<u32, String> = BTreeMap::new();
-    if !broken.is_empty() {
-        let mut probe = Vec::new();
-        let mut scratch = (Vec::new(), plan::Counters::default());
-        snapshot::plan(
-            &timed,
-            &params,
-            &|pk, sk| broken.get(&(pk.to_string(), sk.to_string())).map(|_| snapshot::Guard::Fresh),
-            &mut probe,
-            &mut scratch.0,
-            &mut scratch.1,
-        );
-        for w in &probe {
-            if let plan::Operation::UpdateItem(u) = &w.operation {
-                let reason = key_strings(&u.key).and_then(|k| broken.get(&k).cloned()).unwrap_or_default();
-                Log::new(&mut out.logs, LogLevel::Error, "Snapshot item has a malformed watermark; not written")
-                    .raw("key", format!("{{\"PK\":{},\"SK\":{}}}", u.key[0].value, u.key[1].value))
-                    .s("reason", &reason);
-                for &i in &w.records {
-                    invalid.insert(i, format!("snapshot item watermark is malformed: {reason}"));
-                }
-            }
+    for (w, key) in fresh.iter().zip(&keys) {
+        let Some(reason) = broken.get(key) else { continue };
+        if let plan::Operation::UpdateItem(u) = &w.operation {
+            Log::new(&mut out.logs, LogLevel::Error, "Snapshot item has a malformed watermark; not written")
+                .raw("key", format!("{{\"PK\":{},\"SK\":{}}}", u.key[0].value, u.key[1].value))
+                .s("reason", reason);
+        }
+        for &i in &w.records {
+            invalid.insert(i, format!("snapshot item watermark is malformed: {reason}"));
         }
     }
     finish(&c, &mut out);

@@ -135,6 +135,36 @@ impl Purpose {
     }
 }
 
+/// What a write that fails for good means for its records (WIT
+/// `failure-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// The records fail, so the stream delivers them again.
+    Required,
+    /// Counted and logged; the records do not fail.
+    BestEffort,
+}
+
+impl FailurePolicy {
+    /// The policy of every write of a purpose (`docs/architecture.md#failure-policy`):
+    /// snapshot counters and archive objects are required, refill and shard
+    /// writes are re-decided by the next batch.
+    pub fn of(purpose: Purpose) -> Self {
+        match purpose {
+            Purpose::Snapshot | Purpose::Archive => FailurePolicy::Required,
+            Purpose::Refill | Purpose::ShardBump | Purpose::ShardPropagate => FailurePolicy::BestEffort,
+        }
+    }
+
+    /// Kebab-case name, as in WIT.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailurePolicy::Required => "required",
+            FailurePolicy::BestEffort => "best-effort",
+        }
+    }
+}
+
 /// Meaning of a failed condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnConditionFailure {
@@ -157,14 +187,73 @@ impl OnConditionFailure {
 /// One planned request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
+    /// Identity within the batch: the index in the plan's writes (set when the
+    /// plan is finished; a re-plan reuses the id of the write it replaces).
+    pub id: u32,
     /// Why.
     pub purpose: Purpose,
-    /// What.
-    pub operation: Operation,
+    /// What a failure means for the records.
+    pub failure_policy: FailurePolicy,
     /// Condition failure semantics.
     pub on_condition_failure: OnConditionFailure,
+    /// `{table} {PK=…, SK=…}` or `s3://bucket/key`, for logs (set when the
+    /// plan is finished).
+    pub target: String,
     /// Source record indices, ascending, unique.
     pub records: Vec<u32>,
+    /// What.
+    pub operation: Operation,
+}
+
+impl Write {
+    /// A write whose failure policy follows from its purpose; `id` and
+    /// `target` are filled in by [`Plan::finish_writes`].
+    pub fn new(
+        purpose: Purpose,
+        operation: Operation,
+        on_condition_failure: OnConditionFailure,
+        records: Vec<u32>,
+    ) -> Self {
+        Write {
+            id: 0,
+            purpose,
+            failure_policy: FailurePolicy::of(purpose),
+            on_condition_failure,
+            target: String::new(),
+            records,
+            operation,
+        }
+    }
+
+    /// The `(PK, SK)` strings of the item a DynamoDB write addresses.
+    pub fn item_key(&self) -> Option<(String, String)> {
+        let attrs = match &self.operation {
+            Operation::UpdateItem(u) => &u.key,
+            Operation::PutItem(p) => &p.item,
+            Operation::PutObject(_) => return None,
+        };
+        let get = |name: &str| attrs.iter().find(|a| a.name == name).and_then(|a| string_value(&a.value));
+        Some((get("PK")?, get("SK")?))
+    }
+
+    /// Where the write goes, in words.
+    pub fn describe_target(&self) -> String {
+        match &self.operation {
+            Operation::PutObject(o) => format!("s3://{}/{}", o.bucket, o.key),
+            Operation::UpdateItem(UpdateItem { table_name, .. }) | Operation::PutItem(PutItem { table_name, .. }) => {
+                let (pk, sk) = self.item_key().unwrap_or_default();
+                format!("{table_name} {{PK={pk}, SK={sk}}}")
+            }
+        }
+    }
+}
+
+/// The text of a compact `{"S":"..."}` value.
+fn string_value(json: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(json).ok()? {
+        serde_json::Value::Object(m) if m.len() == 1 => m.get("S")?.as_str().map(str::to_string),
+        _ => None,
+    }
 }
 
 /// Verdict for one record.
@@ -293,20 +382,120 @@ pub struct Plan {
     pub counters: Counters,
 }
 
-/// A whole-batch failure.
+impl Plan {
+    /// Number the writes by position and describe their targets.
+    pub fn finish_writes(&mut self) {
+        for (i, w) in self.writes.iter_mut().enumerate() {
+            w.id = i as u32;
+            w.target = w.describe_target();
+        }
+    }
+}
+
+/// Where JSON text stopped being JSON (WIT `syntax-error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    /// serde_json's message, with the position.
+    pub message: String,
+}
+
+/// The kind of problem a setting has (WIT `config-problem`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigProblem {
+    /// Set but empty.
+    Empty,
+    /// Listed twice.
+    Duplicate,
+    /// Not an accepted value.
+    UnknownValue,
+    /// Not a whole decimal number.
+    NotANumber,
+    /// Outside the accepted range.
+    OutOfRange,
+    /// Needs another setting.
+    RequiresOther,
+}
+
+impl ConfigProblem {
+    /// Kebab-case name, as in WIT.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigProblem::Empty => "empty",
+            ConfigProblem::Duplicate => "duplicate",
+            ConfigProblem::UnknownValue => "unknown-value",
+            ConfigProblem::NotANumber => "not-a-number",
+            ConfigProblem::OutOfRange => "out-of-range",
+            ConfigProblem::RequiresOther => "requires-other",
+        }
+    }
+}
+
+/// Why a configuration is unusable (WIT `config-error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Variable or field name.
+    pub setting: String,
+    /// Kind of problem.
+    pub problem: ConfigProblem,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error of `setting`.
+    pub fn new(setting: &str, problem: ConfigProblem, message: impl Into<String>) -> Self {
+        ConfigError { setting: setting.to_string(), problem, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A whole-batch failure (WIT `plan-error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanError {
-    /// Event unusable.
-    BadEvent(String),
+    /// The event is not JSON.
+    EventNotJson(SyntaxError),
+    /// The event is not an object.
+    EventNotObject,
+    /// `Records` is not a list.
+    RecordsNotList,
     /// Config unusable.
-    BadConfig(String),
+    BadConfig(ConfigError),
+    /// An observed item names no snapshot write of the plan.
+    UnknownWriteId(u32),
+}
+
+impl PlanError {
+    /// Kebab-case name of the variant, as in WIT.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlanError::EventNotJson(_) => "event-not-json",
+            PlanError::EventNotObject => "event-not-object",
+            PlanError::RecordsNotList => "records-not-list",
+            PlanError::BadConfig(_) => "bad-config",
+            PlanError::UnknownWriteId(_) => "unknown-write-id",
+        }
+    }
 }
 
 impl std::fmt::Display for PlanError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PlanError::BadEvent(m) => write!(f, "bad event: {m}"),
-            PlanError::BadConfig(m) => write!(f, "bad config: {m}"),
+            PlanError::EventNotJson(e) => write!(f, "event is not valid JSON: {}", e.message),
+            PlanError::EventNotObject => f.write_str("event is not a JSON object"),
+            PlanError::RecordsNotList => f.write_str("Records is not a list"),
+            PlanError::BadConfig(e) => write!(f, "bad config: {}", e.message),
+            PlanError::UnknownWriteId(id) => {
+                write!(f, "observed item names write {id}, not a snapshot write of this batch")
+            }
         }
     }
 }
@@ -329,8 +518,8 @@ pub struct Batch<'a> {
 /// A snapshot item observed by the host after a watermark conflict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedItem {
-    /// `PK`, `SK` of the write.
-    pub key: Vec<Attribute>,
+    /// The id of the write whose condition failed.
+    pub write_id: u32,
     /// The item as DynamoDB JSON, if it exists.
     pub item: Option<String>,
 }
@@ -540,11 +729,17 @@ pub fn canonical_json(plan: &Plan) -> String {
         if i > 0 {
             out.push(',');
         }
-        out.push_str("{\"purpose\":\"");
+        out.push_str("{\"id\":");
+        out.push_str(&w.id.to_string());
+        out.push_str(",\"purpose\":\"");
         out.push_str(w.purpose.name());
+        out.push_str("\",\"failure_policy\":\"");
+        out.push_str(w.failure_policy.name());
         out.push_str("\",\"on_condition_failure\":\"");
         out.push_str(w.on_condition_failure.name());
-        out.push_str("\",\"records\":");
+        out.push_str("\",\"target\":");
+        write_json_str(&mut out, &w.target);
+        out.push_str(",\"records\":");
         write_u32_list(&mut out, &w.records);
         out.push_str(",\"operation\":");
         write_operation(&mut out, &w.operation);
@@ -603,6 +798,32 @@ pub fn canonical_json(plan: &Plan) -> String {
         out.push_str("\":");
         out.push_str(&v.to_string());
     }
+    out.push_str("}}");
+    out
+}
+
+/// Render a whole-batch error as canonical JSON: `{"error":{"kind":…,…}}`
+/// with the variant's payload fields, then `message` (the error in words).
+pub fn error_json(e: &PlanError) -> String {
+    let mut out = String::from("{\"error\":{\"kind\":\"");
+    out.push_str(e.kind());
+    out.push('"');
+    match e {
+        PlanError::EventNotJson(s) => {
+            out.push_str(&format!(",\"line\":{},\"column\":{}", s.line, s.column));
+        }
+        PlanError::BadConfig(c) => {
+            out.push_str(",\"setting\":");
+            write_json_str(&mut out, &c.setting);
+            out.push_str(",\"problem\":\"");
+            out.push_str(c.problem.name());
+            out.push('"');
+        }
+        PlanError::UnknownWriteId(id) => out.push_str(&format!(",\"write_id\":{id}")),
+        PlanError::EventNotObject | PlanError::RecordsNotList => {}
+    }
+    out.push_str(",\"message\":");
+    write_json_str(&mut out, &e.to_string());
     out.push_str("}}");
     out
 }

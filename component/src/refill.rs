@@ -149,9 +149,9 @@ pub fn plan(
                 }
                 values.push(Attribute::n(":rf_new", now_ms));
                 values.push(Attribute::n(":rf_old", rf_old));
-                writes.push(Write {
-                    purpose: Purpose::Refill,
-                    operation: Operation::UpdateItem(UpdateItem {
+                writes.push(Write::new(
+                    Purpose::Refill,
+                    Operation::UpdateItem(UpdateItem {
                         table_name: table.to_string(),
                         key: vec![Attribute::s("PK", &rec.pk), Attribute::s("SK", &rec.sk)],
                         update_expression: format!("SET #rf = :rf_new ADD {}", adds.join(", ")),
@@ -159,9 +159,9 @@ pub fn plan(
                         names,
                         values,
                     }),
-                    on_condition_failure: OnConditionFailure::Ignore,
-                    records: state.records.clone(),
-                });
+                    OnConditionFailure::Ignore,
+                    state.records.clone(),
+                ));
                 counters.refill_writes += 1;
                 let names: Vec<&str> = limits.iter().map(|l| l.name.as_str()).collect();
                 Log::new(logs, LogLevel::Debug, "Bucket refill planned")

@@ -79,9 +79,9 @@ pub fn plan_bumps(
                 .raw("token_ratio", round2(ratio));
             continue;
         }
-        writes.push(Write {
-            purpose: Purpose::ShardBump,
-            operation: Operation::UpdateItem(UpdateItem {
+        writes.push(Write::new(
+            Purpose::ShardBump,
+            Operation::UpdateItem(UpdateItem {
                 table_name: table.to_string(),
                 key: vec![Attribute::s("PK", &rec.pk), Attribute::s("SK", &rec.sk)],
                 update_expression: "SET #sc = :new".into(),
@@ -89,9 +89,9 @@ pub fn plan_bumps(
                 names: vec![ExpressionName { placeholder: "#sc".into(), name: "shard_count".into() }],
                 values: vec![Attribute::n(":new", new), Attribute::n(":old", old)],
             }),
-            on_condition_failure: OnConditionFailure::Ignore,
-            records: state.records.clone(),
-        });
+            OnConditionFailure::Ignore,
+            state.records.clone(),
+        ));
         counters.shard_bump_writes += 1;
         Log::new(logs, LogLevel::Info, "Proactive shard doubling planned")
             .s("entity_id", &rec.entity)
@@ -135,9 +135,9 @@ pub fn plan_propagation(
         indices.sort_unstable();
         let mut planned = 0u32;
         for t in 1..latest_old.min(limit) {
-            writes.push(Write {
-                purpose: Purpose::ShardPropagate,
-                operation: Operation::UpdateItem(UpdateItem {
+            writes.push(Write::new(
+                Purpose::ShardPropagate,
+                Operation::UpdateItem(UpdateItem {
                     table_name: table.to_string(),
                     key: vec![
                         Attribute::s("PK", &bucket_pk(&latest.ns, &latest.entity, &latest.resource, t)),
@@ -148,24 +148,24 @@ pub fn plan_propagation(
                     names: vec![ExpressionName { placeholder: "#sc".into(), name: "shard_count".into() }],
                     values: vec![Attribute::n(":new", new)],
                 }),
-                on_condition_failure: OnConditionFailure::Ignore,
-                records: indices.clone(),
-            });
+                OnConditionFailure::Ignore,
+                indices.clone(),
+            ));
             planned += 1;
         }
         for t in first_old.max(1)..limit {
-            writes.push(Write {
-                purpose: Purpose::ShardPropagate,
-                operation: Operation::PutItem(PutItem {
+            writes.push(Write::new(
+                Purpose::ShardPropagate,
+                Operation::PutItem(PutItem {
                     table_name: table.to_string(),
                     item: clone_item(latest, t, new),
                     condition_expression: Some("attribute_not_exists(#pk)".into()),
                     names: vec![ExpressionName { placeholder: "#pk".into(), name: "PK".into() }],
                     values: vec![],
                 }),
-                on_condition_failure: OnConditionFailure::Ignore,
-                records: indices.clone(),
-            });
+                OnConditionFailure::Ignore,
+                indices.clone(),
+            ));
             planned += 1;
         }
         counters.shard_propagate_writes += planned;

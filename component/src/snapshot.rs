@@ -334,9 +334,9 @@ fn item_write(item: &Item, guard: &Guard, table: &str, ttl: i64) -> Write {
         expr.push_str(&format!("#l{i} :l{i}, "));
     }
     expr.push_str("#te :te");
-    Write {
-        purpose: Purpose::Snapshot,
-        operation: Operation::UpdateItem(UpdateItem {
+    Write::new(
+        Purpose::Snapshot,
+        Operation::UpdateItem(UpdateItem {
             table_name: table.to_string(),
             key: vec![Attribute::s("PK", &item.pk), Attribute::s("SK", &item.sk)],
             update_expression: expr,
@@ -344,9 +344,9 @@ fn item_write(item: &Item, guard: &Guard, table: &str, ttl: i64) -> Write {
             names,
             values,
         }),
-        on_condition_failure: OnConditionFailure::ResolveWatermarks,
-        records: item.records.clone(),
-    }
+        OnConditionFailure::ResolveWatermarks,
+        item.records.clone(),
+    )
 }
 
 /// Watermarks stored on an observed item: `wm#…` string attributes.

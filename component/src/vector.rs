@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::plan::{canonical_json, Attribute, Batch, ObservedItem, PlanError};
+use crate::plan::{canonical_json, error_json, Batch, ObservedItem};
 use crate::window::Window;
 
 /// One conformance vector.
@@ -48,18 +48,6 @@ impl Vector {
             invocation_id: &self.invocation_id,
         }
     }
-}
-
-/// Canonical rendering of a whole-batch error (what a vector expects then).
-pub fn error_json(e: &PlanError) -> String {
-    let (kind, msg) = match e {
-        PlanError::BadEvent(m) => ("bad-event", m),
-        PlanError::BadConfig(m) => ("bad-config", m),
-    };
-    let mut out = format!("{{\"error\":{{\"kind\":\"{kind}\",\"message\":");
-    crate::plan::write_json_str(&mut out, msg);
-    out.push_str("}}");
-    out
 }
 
 /// Run a vector with the native planner and render the canonical answer.
@@ -106,17 +94,15 @@ fn parse_observed(v: &Value) -> Result<Vec<ObservedItem>, String> {
     let list = v.as_array().ok_or("observed is not a list")?;
     list.iter()
         .map(|o| {
-            let key = field(o, "key")?
-                .as_object()
-                .ok_or("observed key is not an object")?
-                .iter()
-                .map(|(k, v)| Attribute::raw(k.clone(), v.to_string()))
-                .collect();
+            let write_id = field(o, "write_id")?
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or("observed write_id is not a u32")?;
             let item = match field(o, "item")? {
                 Value::Null => None,
                 other => Some(other.to_string()),
             };
-            Ok(ObservedItem { key, item })
+            Ok(ObservedItem { write_id, item })
         })
         .collect()
 }

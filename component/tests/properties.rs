@@ -224,10 +224,19 @@ proptest! {
         prop_assert_eq!(canonical_json(&plan), canonical_json(&zae_planner::plan(&batch(&event, &config)).unwrap()));
         // Re-planning against arbitrary observed items never panics either.
         let observed: Vec<ObservedItem> = plan.writes.iter().zip(observed.iter().cycle()).filter_map(|(w, item)| match &w.operation {
-            Operation::UpdateItem(u) if w.purpose == Purpose::Snapshot =>
-                Some(ObservedItem { key: u.key.clone(), item: Some(item.to_string()) }),
+            Operation::UpdateItem(_) if w.purpose == Purpose::Snapshot =>
+                Some(ObservedItem { write_id: w.id, item: Some(item.to_string()) }),
             _ => None,
         }).collect();
-        let _ = zae_planner::replan_snapshots(&batch(&event, &config), &observed);
+        let replan = zae_planner::replan_snapshots(&batch(&event, &config), &observed).unwrap();
+        // Every re-planned write replaces a snapshot write of the plan, under its id and for its item.
+        for w in &replan.writes {
+            let original = &plan.writes[w.id as usize];
+            prop_assert_eq!(original.purpose, Purpose::Snapshot);
+            prop_assert_eq!(&original.target, &w.target);
+        }
+        for (i, w) in plan.writes.iter().enumerate() {
+            prop_assert_eq!(w.id as usize, i);
+        }
     }
 }

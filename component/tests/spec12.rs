@@ -943,7 +943,7 @@ fn window_key_unknown_window_is_a_config_error_w18() {
     // Upstream raises ValueError per delta; we reject the name once, at start-up (W18).
     assert_eq!(Window::parse("weekly"), None);
     let e = Config::from_env([("SNAPSHOT_WINDOWS", "hourly,weekly")]).unwrap_err();
-    assert!(e.contains("SNAPSHOT_WINDOWS") && e.contains("weekly"), "{e}");
+    assert!(e.message.contains("SNAPSHOT_WINDOWS") && e.message.contains("weekly"), "{e}");
 }
 
 #[test]
@@ -1911,7 +1911,7 @@ fn handler_archival_disabled_plans_no_object() {
 fn handler_archival_without_bucket_is_a_config_error_w18() {
     // Upstream silently skips archival; we refuse to start (W18).
     let e = Config::from_env([("ENABLE_ARCHIVAL", "true"), ("ARCHIVE_BUCKET_NAME", "")]).unwrap_err();
-    assert!(e.contains("ARCHIVE_BUCKET_NAME"), "{e}");
+    assert!(e.message.contains("ARCHIVE_BUCKET_NAME"), "{e}");
 }
 
 // ===========================================================================

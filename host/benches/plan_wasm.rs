@@ -19,8 +19,13 @@
 //!   start pays before its first plan.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use zae_aggregator::bindings as wit;
 use zae_aggregator::{Limits, Planner};
 use zae_planner::plan::Batch;
+
+#[path = "../tests/common/contract.rs"]
+mod contract;
+use contract::wit_config;
 use zae_planner::vector::{default_root, load, Vector};
 
 fn bench(c: &mut Criterion) {
@@ -42,12 +47,15 @@ fn bench(c: &mut Criterion) {
     group.sample_size(20);
     for (n, event, v) in cases {
         let batch = Batch { event_json: event, config: &v.config, now_ms: v.now_ms, invocation_id: &v.invocation_id };
+        let wit_config = wit_config(&v.config);
+        let wit_batch =
+            wit::Batch { event_json: event, config: &wit_config, now_ms: v.now_ms, invocation_id: &v.invocation_id };
         if n > 0 {
             group.throughput(Throughput::Elements(n as u64));
         }
         group.bench_function(format!("native/{n} records"), |b| b.iter(|| zae_planner::plan(&batch).expect("plan")));
         group.bench_function(format!("wasm/{n} records"), |b| {
-            b.iter(|| rt.block_on(planner.plan(&batch)).expect("no trap").expect("plan"))
+            b.iter(|| rt.block_on(planner.plan(&wit_batch)).expect("no trap").expect("plan"))
         });
     }
     group.finish();

@@ -1,7 +1,10 @@
-//! Host bindings for the `planner` world of `wit/planner.wit`.
+//! The contract: host bindings generated from `wit/planner.wit` (package
+//! `zae:aggregator@0.2.0`, world `aggregator`), and the few names and
+//! renderings the host needs for logs. The host knows the planner only
+//! through these types.
 //!
-//! Kept in a module of their own: the world uses a type named `config`, whose
-//! generated Rust name (`Config`) would clash with `wasmtime::Config`.
+//! Kept in a module of their own: the contract has a type named `config`,
+//! whose generated Rust name (`Config`) would clash with `wasmtime::Config`.
 //! Exports are called asynchronously (the store runs with epoch-based
 //! yielding and an async WASI linker). Parameters borrow (`ownership:
 //! Borrowing`): the event text goes from the host's buffer straight into the
@@ -11,8 +14,97 @@
 #![allow(missing_docs)]
 
 wasmtime::component::bindgen!({
-    world: "planner",
+    world: "aggregator",
     path: "../wit",
     exports: { default: async },
     ownership: Borrowing { duplicate_if_necessary: false },
+    additional_derives: [PartialEq, Eq],
 });
+
+pub use zae::aggregator::types::*;
+
+/// The planner interface's exported functions.
+pub use exports::zae::aggregator::planner::Guest as PlannerExports;
+
+impl Window {
+    /// The window's name in `SNAPSHOT_WINDOWS` and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::Hourly => "hourly",
+            Window::Daily => "daily",
+            Window::Monthly => "monthly",
+        }
+    }
+}
+
+impl Purpose {
+    /// The WIT (kebab-case) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::Snapshot => "snapshot",
+            Purpose::Refill => "refill",
+            Purpose::ShardBump => "shard-bump",
+            Purpose::ShardPropagate => "shard-propagate",
+            Purpose::Archive => "archive",
+        }
+    }
+}
+
+impl FailurePolicy {
+    /// The WIT (kebab-case) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailurePolicy::Required => "required",
+            FailurePolicy::BestEffort => "best-effort",
+        }
+    }
+}
+
+impl OnConditionFailure {
+    /// The WIT (kebab-case) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnConditionFailure::Ignore => "ignore",
+            OnConditionFailure::ResolveWatermarks => "resolve-watermarks",
+        }
+    }
+}
+
+impl PlanError {
+    /// The error in words, for logs and Lambda's error payload. (The
+    /// generated `Display` prints the variant's debug form.)
+    pub fn message(&self) -> String {
+        match self {
+            PlanError::EventNotJson(e) => format!("event is not valid JSON: {}", e.message),
+            PlanError::EventNotObject => "event is not a JSON object".into(),
+            PlanError::RecordsNotList => "Records is not a list".into(),
+            PlanError::BadConfig(e) => format!("bad config: {}", e.message),
+            PlanError::UnknownWriteId(id) => {
+                format!("observed item names write {id}, not a snapshot write of this batch")
+            }
+        }
+    }
+}
+
+impl Counters {
+    /// `(name, value)` pairs in WIT field order, names in snake case (as in
+    /// the canonical JSON and the completion log line).
+    pub fn fields(&self) -> [(&'static str, u32); 14] {
+        [
+            ("records", self.records),
+            ("bucket_records", self.bucket_records),
+            ("audit_records", self.audit_records),
+            ("skipped", self.skipped),
+            ("invalid", self.invalid),
+            ("deltas", self.deltas),
+            ("window_time_from_rf", self.window_time_from_rf),
+            ("reserved_limit_deltas", self.reserved_limit_deltas),
+            ("snapshot_writes", self.snapshot_writes),
+            ("refill_writes", self.refill_writes),
+            ("shard_bump_writes", self.shard_bump_writes),
+            ("shard_propagate_writes", self.shard_propagate_writes),
+            ("archive_objects", self.archive_objects),
+            ("archived_events", self.archived_events),
+        ]
+    }
+}

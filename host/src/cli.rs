@@ -25,14 +25,12 @@ use std::time::Instant;
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use serde_json::{json, Value};
 
-use zae_planner::plan::{canonical_json, Batch, LogLevel};
-use zae_planner::vector::error_json;
-
+use crate::bindings::Batch;
 use crate::engine::Planner;
 use crate::executor::Executor;
 use crate::handler::{self, App, InvokeError};
 use crate::lambda;
-use crate::logging::{self, Output};
+use crate::logging::{self, LogLevel, Output};
 use crate::settings::{self, HostSettings, Settings};
 
 /// Exit code: success.
@@ -95,7 +93,7 @@ Print the canonical plan JSON of an event file, computed by the planner componen
 DynamoDB and S3 request the batch needs, per-record outcomes, log entries and counters. Makes \
 no AWS calls. The configuration comes from the environment.
 
-An event the planner rejects prints {\"error\":{\"kind\":...,\"message\":...}} and exits with code 2.",
+An event the planner rejects prints {\"error\":{\"kind\":...,...,\"message\":...}} and exits with code 2.",
         after_help = EXIT_CODES)]
     Plan(PlanArgs),
     /// Plan and execute an event file exactly as one Lambda invocation
@@ -252,12 +250,24 @@ async fn run_plan(args: &PlanArgs, vars: &[(String, String)]) -> u8 {
         now_ms: args.event.now_ms.unwrap_or_else(lambda::now_ms),
         invocation_id: &args.event.request_id,
     };
-    let (text, code) = match planner.plan(&batch).await {
-        Ok(Ok(plan)) => (canonical_json(&plan), EXIT_OK),
-        Ok(Err(e)) => {
+    let answer = match planner.plan(&batch).await {
+        Ok(answer) => answer,
+        Err(e) => {
             eprintln!("zae-aggregator: {e}");
-            (error_json(&e), EXIT_BAD_INPUT)
+            return EXIT_FAILED;
         }
+    };
+    let code = match &answer {
+        Ok(_) => EXIT_OK,
+        Err(e) => {
+            eprintln!("zae-aggregator: {}", e.message());
+            EXIT_BAD_INPUT
+        }
+    };
+    // The canonical JSON comes from the component itself (`render-plan`,
+    // `render-error`): one rendering for every host.
+    let text = match planner.render(&answer).await {
+        Ok(text) => text,
         Err(e) => {
             eprintln!("zae-aggregator: {e}");
             return EXIT_FAILED;
@@ -318,7 +328,7 @@ pub fn invocation_result(outcome: Result<handler::Invocation, InvokeError>) -> (
             let code = if inv.failed_records > 0 { EXIT_FAILED } else { EXIT_OK };
             (inv.response, code)
         }
-        Err(e @ InvokeError::BadEvent(_)) => (e.payload(), EXIT_BAD_INPUT),
+        Err(e @ (InvokeError::BadEvent(_) | InvokeError::BadConfig(_))) => (e.payload(), EXIT_BAD_INPUT),
         Err(e) => (e.payload(), EXIT_FAILED),
     }
 }

@@ -20,7 +20,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use zae_planner::plan::Attribute;
+use crate::bindings::Attribute;
 
 /// Parse one compact DynamoDB JSON value (`{"S":"x"}`, `{"M":{...}}`, ...).
 pub fn to_attribute_value(json: &str) -> Result<AttributeValue, String> {
@@ -326,9 +326,13 @@ mod tests {
         assert_eq!(back, AttributeValue::M(item));
     }
 
+    fn attr(name: &str, value: &str) -> Attribute {
+        Attribute { name: name.into(), value: value.into() }
+    }
+
     #[test]
     fn attribute_lists_become_maps() {
-        let attrs = vec![Attribute::s("PK", "ns/ENTITY#u1"), Attribute::n(":v0", 5)];
+        let attrs = vec![attr("PK", r#"{"S":"ns/ENTITY#u1"}"#), attr(":v0", r#"{"N":"5"}"#)];
         let map = attrs_to_map(&attrs).unwrap();
         assert_eq!(map.len(), 2);
         assert_eq!(map["PK"], AttributeValue::S("ns/ENTITY#u1".into()));
@@ -338,10 +342,10 @@ mod tests {
 
     #[test]
     fn attribute_list_errors_name_the_attribute() {
-        let bad = vec![Attribute::s("PK", "x"), Attribute::raw(":v0", r#"{"N":5}"#.into())];
+        let bad = vec![attr("PK", r#"{"S":"x"}"#), attr(":v0", r#"{"N":5}"#)];
         let e = attrs_to_map(&bad).unwrap_err();
         assert!(e.starts_with("attribute \":v0\": $.N: expected a number as a string"), "{e}");
-        let dup = vec![Attribute::s("PK", "x"), Attribute::s("PK", "y")];
+        let dup = vec![attr("PK", r#"{"S":"x"}"#), attr("PK", r#"{"S":"y"}"#)];
         assert_eq!(attrs_to_map(&dup).unwrap_err(), "attribute \"PK\" appears more than once");
     }
 

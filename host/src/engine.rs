@@ -20,11 +20,7 @@ use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsB
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use zae_planner::config::Config as PlannerConfig;
-use zae_planner::plan::{Batch, ObservedItem, Plan, PlanError};
-
-use crate::bindings;
-use crate::convert;
+use crate::bindings::{self as wit, Batch, BatchPlan, ConfigError, ObservedItem, PlanError};
 
 /// The planner component, built by `build.rs` for `wasm32-wasip2`.
 pub static COMPONENT_WASM: &[u8] = include_bytes!(env!("ZAE_COMPONENT_PATH"));
@@ -120,7 +116,7 @@ pub struct Planner {
 
 struct Shared {
     engine: Engine,
-    pre: bindings::PlannerPre<State>,
+    pre: wit::AggregatorPre<State>,
     _ticker: Ticker,
 }
 
@@ -224,7 +220,7 @@ impl Planner {
         let mut linker: Linker<State> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).describe("linking WASI")?;
         let pre = linker.instantiate_pre(&component).describe("linking the planner component")?;
-        let pre = bindings::PlannerPre::new(pre).describe("the component does not export the planner world")?;
+        let pre = wit::AggregatorPre::new(pre).describe("the component does not export the aggregator world")?;
         let ticker = Ticker::start(engine.clone())?;
         Ok(Planner { shared: Arc::new(Shared { engine, pre, _ticker: ticker }), limits })
     }
@@ -244,52 +240,53 @@ impl Planner {
         &self.shared.engine
     }
 
-    /// Plan every write for a batch (WIT `plan`).
-    pub async fn plan(&self, batch: &Batch<'_>) -> Result<Result<Plan, PlanError>, CallError> {
-        let config = convert::config_to_wit(batch.config);
-        let arg = convert::batch_to_wit(batch, &config);
+    /// Plan `batch` in a fresh instance. The outer `Result` is the call
+    /// itself (trap, deadline, memory); the inner one is the planner's answer.
+    pub async fn plan(&self, batch: &Batch<'_>) -> Result<Result<BatchPlan, PlanError>, CallError> {
         let (mut store, instance) = self.instantiate().await?;
-        let result = instance.call_plan(&mut store, arg).await;
-        match result {
-            Ok(r) => Ok(convert::plan_result_from_wit(r)),
-            Err(e) => Err(self.call_error(&store, e)),
-        }
+        let result = instance.zae_aggregator_planner().call_plan(&mut store, batch.clone()).await;
+        result.map_err(|e| self.call_error(&store, e))
     }
 
-    /// Re-plan the snapshot writes of `batch` for the observed items only
-    /// (WIT `replan-snapshots`).
+    /// Re-plan the snapshot items in `observed` (see the contract's
+    /// `replan-snapshots`), in a fresh instance.
     pub async fn replan_snapshots(
         &self,
         batch: &Batch<'_>,
-        observed: &[ObservedItem],
-    ) -> Result<Result<Plan, PlanError>, CallError> {
-        let config = convert::config_to_wit(batch.config);
-        let arg = convert::batch_to_wit(batch, &config);
-        let keys = convert::observed_keys_to_wit(observed);
-        let key_refs: Vec<Vec<_>> = keys.iter().map(|k| k.iter().collect()).collect();
-        let observed = convert::observed_to_wit(observed, &key_refs);
+        observed: &[ObservedItem<'_>],
+    ) -> Result<Result<BatchPlan, PlanError>, CallError> {
         let (mut store, instance) = self.instantiate().await?;
-        let result = instance.call_replan_snapshots(&mut store, arg, &observed).await;
-        match result {
-            Ok(r) => Ok(convert::plan_result_from_wit(r)),
-            Err(e) => Err(self.call_error(&store, e)),
-        }
+        let result = instance.zae_aggregator_planner().call_replan_snapshots(&mut store, batch.clone(), observed).await;
+        result.map_err(|e| self.call_error(&store, e))
     }
 
-    /// Build and validate a configuration from environment-style variables
-    /// (WIT `config-from-env`). The inner `Err` names the offending variable.
-    pub async fn config_from_env(&self, vars: &[(String, String)]) -> Result<Result<PlannerConfig, String>, CallError> {
+    /// Build and validate the planner configuration from `vars` with the
+    /// component's `config-from-env`.
+    pub async fn config_from_env(
+        &self,
+        vars: &[(String, String)],
+    ) -> Result<Result<wit::Config, ConfigError>, CallError> {
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let (mut store, instance) = self.instantiate().await?;
-        let result = instance.call_config_from_env(&mut store, &vars).await;
-        match result {
-            Ok(r) => Ok(r.map(convert::config_from_wit)),
-            Err(e) => Err(self.call_error(&store, e)),
-        }
+        let result = instance.zae_aggregator_planner().call_config_from_env(&mut store, &vars).await;
+        result.map_err(|e| self.call_error(&store, e))
+    }
+
+    /// The canonical JSON of an answer of `plan` or `replan-snapshots`,
+    /// rendered by the component (`render-plan` / `render-error`), so every
+    /// host prints the same bytes.
+    pub async fn render(&self, answer: &Result<BatchPlan, PlanError>) -> Result<String, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let planner = instance.zae_aggregator_planner();
+        let result = match answer {
+            Ok(plan) => planner.call_render_plan(&mut store, plan).await,
+            Err(error) => planner.call_render_error(&mut store, error).await,
+        };
+        result.map_err(|e| self.call_error(&store, e))
     }
 
     /// A fresh store with this handle's limits, and a fresh instance in it.
-    async fn instantiate(&self) -> Result<(Store<State>, bindings::Planner), CallError> {
+    async fn instantiate(&self) -> Result<(Store<State>, wit::Aggregator), CallError> {
         let mut store = Store::new(&self.shared.engine, State::new(self.limits.memory_bytes));
         store.limiter(|state| &mut state.cap);
         // `None`: a deadline too far away to represent, i.e. no deadline.

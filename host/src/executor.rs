@@ -1,16 +1,22 @@
 //! Executing a plan: every write is one DynamoDB `UpdateItem` / `PutItem` or
 //! S3 `PutObject` request, sent concurrently (bounded), with the SDK's
-//! standard retries.
+//! standard retries (`docs/architecture.md#the-executor`).
 //!
 //! What a failed ConditionExpression means is the plan's call, never the
 //! executor's: `ignore` writes are counted and dropped; `resolve-watermarks`
-//! writes (snapshot counters, ARCHITECTURE §5) are sent with
-//! `ReturnValuesOnConditionCheckFailure = ALL_OLD`, and the items they met
-//! are handed back to the planner (`replan-snapshots`), whose answer is
-//! executed the same way, round after round, until nothing is left or the
-//! round budget is spent. A write that fails for good fails the stream
-//! records it carries ([`Report::failed_records`]); the caller turns those
-//! into the Lambda's `batchItemFailures`.
+//! writes (snapshot counters, `docs/architecture.md#exactly-once`) are sent
+//! with `ReturnValuesOnConditionCheckFailure = ALL_OLD`, and the items they
+//! met are handed back to the planner (`replan-snapshots`, keyed by write id),
+//! whose answer is executed the same way, round after round, until nothing is
+//! left or the round budget is spent. The steps of a round are pure functions
+//! ([`Conflicts::observed`], [`match_replan`], [`settle`]) so they are tested
+//! without an endpoint.
+//!
+//! What a write that fails for good means is the plan's call too (its
+//! `failure-policy`): a `required` write fails the stream records it carries
+//! ([`Report::failed_records`], which the caller turns into Lambda's
+//! `batchItemFailures`); a `best-effort` write is counted and logged, and the
+//! next batch decides again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -27,11 +33,10 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::task::JoinSet;
 
-use zae_planner::plan::{
-    Attribute, Batch, ExpressionName, LogEntry, ObservedItem, OnConditionFailure, Operation, Plan, Purpose, PutItem,
-    PutObject, RecordStatus, UpdateItem, Write,
+use crate::bindings::{
+    Attribute, Batch, ExpressionName, FailurePolicy, LogEntry, ObservedItem, OnConditionFailure, Operation, Purpose,
+    PutItem, PutObject, RecordOutcome, RecordStatus, UpdateItem, Write,
 };
-
 use crate::dynamo_json::{attrs_to_map, item_to_json};
 use crate::engine::Planner;
 
@@ -74,6 +79,8 @@ pub struct Executor {
 /// How one original write of the plan ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteResult {
+    /// Not finished (only while executing; none remains in a [`Report`]).
+    Pending,
     /// The request succeeded.
     Applied,
     /// An `ignore` write's condition failed: expected, nothing to do.
@@ -81,8 +88,43 @@ pub enum WriteResult {
     /// A `resolve-watermarks` conflict was settled by re-planning: every
     /// re-planned write for the item applied, or nothing was left to apply.
     Resolved,
-    /// The write failed for good; the text says why. Its records failed.
+    /// A `required` write failed for good; the text says why. Its records failed.
     Failed(String),
+    /// A `best-effort` write failed for good; the text says why. Counted and
+    /// logged; its records did not fail.
+    Abandoned(String),
+}
+
+/// What one original write is, without its request (which is moved into the
+/// task that sends it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteMeta {
+    /// The write's id.
+    pub id: u32,
+    /// Why it is planned.
+    pub purpose: Purpose,
+    /// What its failure means.
+    pub failure_policy: FailurePolicy,
+    /// What a failed condition means.
+    pub on_condition_failure: OnConditionFailure,
+    /// Where it goes, in words.
+    pub target: String,
+    /// The records it carries.
+    pub records: Vec<u32>,
+}
+
+impl WriteMeta {
+    fn split(w: Write) -> (WriteMeta, Operation) {
+        let meta = WriteMeta {
+            id: w.id,
+            purpose: w.purpose,
+            failure_policy: w.failure_policy,
+            on_condition_failure: w.on_condition_failure,
+            target: w.target,
+            records: w.records,
+        };
+        (meta, w.operation)
+    }
 }
 
 /// What [`Executor::execute`] did.
@@ -110,9 +152,11 @@ pub struct Report {
     /// Archive objects written.
     pub archive_objects_written: u32,
     /// Audit events inside the archive objects written (the records of
-    /// those writes).
+    /// those writes; events of an object that failed are not counted).
     pub archived_events: u32,
-    /// Indices of the stream records whose writes failed for good.
+    /// `best-effort` writes that failed for good.
+    pub best_effort_failures: u32,
+    /// Indices of the stream records whose `required` writes failed for good.
     pub failed_records: BTreeSet<u32>,
     /// One line per failed write: purpose, target, and the error chain.
     pub errors: Vec<String>,
@@ -122,38 +166,64 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether every write ended well (applied, ignored or resolved).
+    /// Whether every required write ended well (applied, ignored or resolved).
     pub fn is_success(&self) -> bool {
         self.failed_records.is_empty() && !self.writes.iter().any(|w| matches!(w, WriteResult::Failed(_)))
     }
 
-    fn count_applied(&mut self, w: &Write) {
-        match w.purpose {
+    fn count_applied(&mut self, purpose: Purpose, records: usize) {
+        match purpose {
             Purpose::Snapshot => self.snapshots_applied += 1,
             Purpose::Refill => self.refills_applied += 1,
             Purpose::ShardBump => self.shard_bumps_applied += 1,
             Purpose::ShardPropagate => self.shard_propagations_applied += 1,
             Purpose::Archive => {
                 self.archive_objects_written += 1;
-                self.archived_events += count(w.records.len());
+                self.archived_events += count(records);
             }
         }
     }
 
-    /// Fail original write `index` for good.
-    fn fail(&mut self, plan: &Plan, index: usize, message: String) {
-        let w = &plan.writes[index];
-        tracing::warn!(
-            target: "zae_aggregator::executor",
-            purpose = w.purpose.name(),
-            write = %Target(w),
-            records = %RecordList(&w.records),
-            exception = %message,
-            "Write failed"
-        );
-        self.failed_records.extend(w.records.iter().copied());
-        self.errors.push(format!("{} {}: {message}", w.purpose.name(), Target(w)));
-        self.writes[index] = WriteResult::Failed(message);
+    /// End original write `w` for good, as its failure policy says.
+    fn fail(&mut self, w: &WriteMeta, message: String) {
+        let index = w.id as usize;
+        match w.failure_policy {
+            FailurePolicy::Required => {
+                tracing::warn!(
+                    target: "zae_aggregator::executor",
+                    purpose = w.purpose.name(),
+                    write = %w.target,
+                    records = %RecordList(&w.records),
+                    exception = %message,
+                    "Write failed"
+                );
+                self.failed_records.extend(w.records.iter().copied());
+                self.errors.push(format!("{} {}: {message}", w.purpose.name(), w.target));
+                if let Some(slot) = self.writes.get_mut(index) {
+                    *slot = WriteResult::Failed(message);
+                }
+            }
+            FailurePolicy::BestEffort => {
+                tracing::warn!(
+                    target: "zae_aggregator::executor",
+                    purpose = w.purpose.name(),
+                    write = %w.target,
+                    exception = %message,
+                    "Best-effort write failed; the next batch decides again"
+                );
+                self.best_effort_failures += 1;
+                self.errors.push(format!("{} {} (best-effort): {message}", w.purpose.name(), w.target));
+                if let Some(slot) = self.writes.get_mut(index) {
+                    *slot = WriteResult::Abandoned(message);
+                }
+            }
+        }
+    }
+
+    fn set(&mut self, id: u32, result: WriteResult) {
+        if let Some(slot) = self.writes.get_mut(id as usize) {
+            *slot = result;
+        }
     }
 }
 
@@ -162,36 +232,139 @@ fn count(n: usize) -> u32 {
 }
 
 /// How one request ended.
-#[derive(Debug)]
-enum Outcome {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The request succeeded.
     Applied,
     /// ConditionalCheckFailedException; for `resolve-watermarks` writes, the
     /// item the condition met (DynamoDB JSON), `None` if it does not exist.
     ConditionFailed(Option<String>),
+    /// The request failed for good (after the SDK's retries).
     Failed(String),
 }
 
 /// One executed request.
-#[derive(Debug)]
-struct Attempt {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
     /// Whether the request was sent (a write with malformed attribute
     /// values fails before that).
-    sent: bool,
-    outcome: Outcome,
+    pub sent: bool,
+    /// How it ended.
+    pub outcome: Outcome,
 }
 
-/// The `(PK, SK)` strings of a snapshot item.
-type ItemKey = (String, String);
+/// Snapshot items whose watermark condition failed, by the id of their
+/// original write, with the item each condition met.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conflicts(pub BTreeMap<u32, Option<String>>);
 
-/// A snapshot item whose watermark condition failed, and what depends on it.
-#[derive(Debug)]
-struct Conflict {
-    /// The key attributes as the original write had them.
-    key: Vec<Attribute>,
-    /// The item the condition met, as DynamoDB JSON.
-    observed: Option<String>,
-    /// Indices of the original writes for this item.
-    originals: Vec<usize>,
+impl Conflicts {
+    /// The observed items to pass to `replan-snapshots`.
+    pub fn observed(&self) -> Vec<ObservedItem<'_>> {
+        self.0.iter().map(|(&write_id, item)| ObservedItem { write_id, item: item.as_deref() }).collect()
+    }
+}
+
+/// The writes of a re-plan that address items in conflict, to run, and the
+/// positions of each item's writes among them; writes for other items are
+/// returned apart (the planner never returns them; they are not executed).
+#[derive(Debug, Default)]
+pub struct Round {
+    /// Writes to execute.
+    pub to_run: Vec<Write>,
+    /// Positions in `to_run` per original write id.
+    pub by_id: BTreeMap<u32, Vec<usize>>,
+    /// Writes for items not in conflict.
+    pub strays: Vec<Write>,
+}
+
+/// Sort a re-plan's writes by the conflict they resolve (pure).
+pub fn match_replan(conflicts: &Conflicts, writes: Vec<Write>) -> Round {
+    let mut round = Round::default();
+    for w in writes {
+        if conflicts.0.contains_key(&w.id) {
+            round.by_id.entry(w.id).or_default().push(round.to_run.len());
+            round.to_run.push(w);
+        } else {
+            round.strays.push(w);
+        }
+    }
+    round
+}
+
+/// How a conflict ended after one round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Nothing is left to apply for the item.
+    Resolved,
+    /// The item's re-planned write failed, or its records turned out invalid.
+    Failed(String),
+    /// The re-planned write met newer watermarks: another round, with this item.
+    Again(Option<String>),
+}
+
+/// Decide, for each conflict, how the round ended (pure). `outcomes` are the
+/// results of `round.to_run`, in order; `newly_invalid` maps records the
+/// re-plan found invalid (and the plan did not) to the reason; `records_of`
+/// gives an original write's records. Applied re-planned writes are returned
+/// by position so the caller can count them.
+pub fn settle(
+    conflicts: &Conflicts,
+    round: &Round,
+    outcomes: &[Outcome],
+    newly_invalid: &BTreeMap<u32, String>,
+    records_of: impl Fn(u32) -> Vec<u32>,
+) -> (BTreeMap<u32, Settlement>, Vec<usize>) {
+    let mut settled = BTreeMap::new();
+    let mut applied = Vec::new();
+    for &id in conflicts.0.keys() {
+        let Some(positions) = round.by_id.get(&id) else {
+            let reasons: BTreeSet<&str> =
+                records_of(id).iter().filter_map(|r| newly_invalid.get(r).map(String::as_str)).collect();
+            let s = if reasons.is_empty() {
+                Settlement::Resolved
+            } else {
+                let reasons: Vec<&str> = reasons.into_iter().collect();
+                Settlement::Failed(format!("not re-planned: {}", reasons.join("; ")))
+            };
+            settled.insert(id, s);
+            continue;
+        };
+        let mut failure: Option<String> = None;
+        let mut again: Option<Option<String>> = None;
+        for &j in positions {
+            match outcomes.get(j) {
+                Some(Outcome::Applied) => applied.push(j),
+                Some(Outcome::ConditionFailed(observed)) => match round.to_run[j].on_condition_failure {
+                    OnConditionFailure::ResolveWatermarks => again = Some(observed.clone()),
+                    OnConditionFailure::Ignore => {}
+                },
+                Some(Outcome::Failed(message)) => failure = Some(format!("re-planned write: {message}")),
+                None => failure = Some("re-planned write has no result".into()),
+            }
+        }
+        let s = match (failure, again) {
+            (Some(message), _) => Settlement::Failed(message),
+            (None, Some(observed)) => Settlement::Again(observed),
+            (None, None) => Settlement::Resolved,
+        };
+        settled.insert(id, s);
+    }
+    (settled, applied)
+}
+
+/// Records the re-plan found invalid that the plan did not: their snapshot
+/// item holds a malformed watermark and was not re-planned.
+pub fn newly_invalid(plan: &[RecordOutcome], replan: &[RecordOutcome]) -> BTreeMap<u32, String> {
+    let was_invalid: BTreeSet<u32> =
+        plan.iter().filter(|o| matches!(o.status, RecordStatus::Invalid(_))).map(|o| o.index).collect();
+    replan
+        .iter()
+        .filter_map(|o| match &o.status {
+            RecordStatus::Invalid(reason) if !was_invalid.contains(&o.index) => Some((o.index, reason.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Executor {
@@ -247,50 +420,51 @@ impl Executor {
         &self.s3
     }
 
-    /// Execute every write of `plan` (concurrently, at most
+    /// Execute every write of a plan (concurrently, at most
     /// [`ExecutorOptions::concurrency`] in flight; the contract makes writes
     /// independent), resolve watermark conflicts through
     /// `planner.replan_snapshots(batch, observed)` rounds, and report.
     ///
-    /// `batch` must be the batch `plan` was made from. Never panics: every
-    /// failure, including a panicked request task, ends up as a
-    /// [`WriteResult::Failed`].
-    pub async fn execute(&self, planner: &Planner, batch: &Batch<'_>, plan: &Plan) -> Report {
-        let mut report = Report { writes: vec![WriteResult::Applied; plan.writes.len()], ..Report::default() };
-        let attempts = self.run(&plan.writes).await;
-        let mut conflicts: BTreeMap<ItemKey, Conflict> = BTreeMap::new();
-        for (index, (w, attempt)) in plan.writes.iter().zip(attempts).enumerate() {
+    /// `batch` must be the batch the plan was made from, `outcomes` its
+    /// record outcomes. The writes are consumed: each request (an archive
+    /// body included) is moved into the task that sends it. Never panics:
+    /// every failure, including a panicked request task, ends up as a
+    /// [`WriteResult::Failed`] or [`WriteResult::Abandoned`].
+    pub async fn execute(
+        &self,
+        planner: &Planner,
+        batch: &Batch<'_>,
+        writes: Vec<Write>,
+        outcomes: &[RecordOutcome],
+    ) -> Report {
+        let mut report = Report { writes: vec![WriteResult::Pending; writes.len()], ..Report::default() };
+        let (metas, ops): (Vec<WriteMeta>, Vec<Operation>) = writes.into_iter().map(WriteMeta::split).unzip();
+        let resolve: Vec<bool> =
+            metas.iter().map(|m| m.on_condition_failure == OnConditionFailure::ResolveWatermarks).collect();
+        let attempts = self.run(ops.into_iter().zip(resolve).collect()).await;
+        let mut conflicts = Conflicts::default();
+        for (meta, attempt) in metas.iter().zip(attempts) {
             if attempt.sent {
                 report.requests += 1;
             }
             match attempt.outcome {
-                Outcome::Applied => report.count_applied(w),
-                Outcome::Failed(message) => report.fail(plan, index, message),
-                Outcome::ConditionFailed(observed) => match w.on_condition_failure {
+                Outcome::Applied => {
+                    report.count_applied(meta.purpose, meta.records.len());
+                    report.set(meta.id, WriteResult::Applied);
+                }
+                Outcome::Failed(message) => report.fail(meta, message),
+                Outcome::ConditionFailed(observed) => match meta.on_condition_failure {
                     OnConditionFailure::Ignore => {
                         report.conditions_ignored += 1;
-                        report.writes[index] = WriteResult::ConditionIgnored;
+                        report.set(meta.id, WriteResult::ConditionIgnored);
                     }
-                    OnConditionFailure::ResolveWatermarks => match write_key(w) {
-                        Some((item_key, key)) => {
-                            let conflict = conflicts.entry(item_key).or_insert_with(|| Conflict {
-                                key,
-                                observed: None,
-                                originals: Vec::new(),
-                            });
-                            conflict.observed = observed;
-                            conflict.originals.push(index);
-                        }
-                        None => report.fail(
-                            plan,
-                            index,
-                            "watermark conflict on a write without PK and SK string keys; cannot re-plan".into(),
-                        ),
-                    },
+                    OnConditionFailure::ResolveWatermarks => {
+                        conflicts.0.insert(meta.id, observed);
+                    }
                 },
             }
         }
-        self.resolve(planner, batch, plan, conflicts, &mut report).await;
+        self.resolve(planner, batch, &metas, outcomes, conflicts, &mut report).await;
         report
     }
 
@@ -299,131 +473,81 @@ impl Executor {
         &self,
         planner: &Planner,
         batch: &Batch<'_>,
-        plan: &Plan,
-        mut conflicts: BTreeMap<ItemKey, Conflict>,
+        metas: &[WriteMeta],
+        outcomes: &[RecordOutcome],
+        mut conflicts: Conflicts,
         report: &mut Report,
     ) {
-        let was_invalid: BTreeSet<u32> =
-            plan.outcomes.iter().filter(|o| matches!(o.status, RecordStatus::Invalid(_))).map(|o| o.index).collect();
-        let max_rounds = self.options.max_replan_rounds;
-        while !conflicts.is_empty() {
-            if report.replan_rounds >= max_rounds {
-                let message = format!("watermark conflict unresolved after {max_rounds} rounds");
-                for conflict in conflicts.values() {
-                    for &index in &conflict.originals {
-                        report.fail(plan, index, message.clone());
-                    }
+        let meta_of = |id: u32| metas.get(id as usize).filter(|m| m.id == id);
+        let fail_all = |report: &mut Report, conflicts: &Conflicts, message: &str| {
+            for &id in conflicts.0.keys() {
+                if let Some(m) = meta_of(id) {
+                    report.fail(m, message.to_string());
                 }
+            }
+        };
+        let max_rounds = self.options.max_replan_rounds;
+        while !conflicts.0.is_empty() {
+            if report.replan_rounds >= max_rounds {
+                fail_all(report, &conflicts, &format!("watermark conflict unresolved after {max_rounds} rounds"));
                 return;
             }
             report.replan_rounds += 1;
             tracing::debug!(
                 target: "zae_aggregator::executor",
                 round = report.replan_rounds,
-                items = conflicts.len(),
+                items = conflicts.0.len(),
                 "Re-planning snapshot items after watermark conflicts"
             );
-            let observed: Vec<ObservedItem> =
-                conflicts.values().map(|c| ObservedItem { key: c.key.clone(), item: c.observed.clone() }).collect();
-            let replan = match planner.replan_snapshots(batch, &observed).await {
+            let replan = match planner.replan_snapshots(batch, &conflicts.observed()).await {
                 Ok(Ok(replan)) => replan,
                 Ok(Err(e)) => {
-                    fail_all(report, plan, &conflicts, &format!("re-planning the snapshot item failed: {e}"));
+                    fail_all(report, &conflicts, &format!("re-planning the snapshot item failed: {}", e.message()));
                     return;
                 }
                 Err(e) => {
-                    fail_all(report, plan, &conflicts, &format!("the re-planning call failed: {e}"));
+                    fail_all(report, &conflicts, &format!("the re-planning call failed: {e}"));
                     return;
                 }
             };
             report.replan_logs.extend(replan.logs.iter().cloned());
-
-            // Records the re-plan found invalid that the plan did not: their
-            // snapshot item holds a malformed watermark and was not re-planned.
-            let newly_invalid: BTreeMap<u32, &str> = replan
-                .outcomes
+            let invalid = newly_invalid(outcomes, &replan.outcomes);
+            let round = match_replan(&conflicts, replan.writes);
+            for w in &round.strays {
+                tracing::warn!(
+                    target: "zae_aggregator::executor",
+                    purpose = w.purpose.name(),
+                    write = %w.target,
+                    "The re-plan returned a write for an item that was not in conflict; not executed"
+                );
+            }
+            let ops: Vec<(Operation, bool)> = round
+                .to_run
                 .iter()
-                .filter_map(|o| match &o.status {
-                    RecordStatus::Invalid(reason) if !was_invalid.contains(&o.index) => {
-                        Some((o.index, reason.as_str()))
-                    }
-                    _ => None,
-                })
+                .map(|w| (w.operation.clone(), w.on_condition_failure == OnConditionFailure::ResolveWatermarks))
                 .collect();
-
-            let mut to_run: Vec<Write> = Vec::new();
-            let mut by_key: BTreeMap<ItemKey, Vec<usize>> = BTreeMap::new();
-            for w in &replan.writes {
-                match write_key(w) {
-                    Some((item_key, _)) if conflicts.contains_key(&item_key) => {
-                        by_key.entry(item_key).or_default().push(to_run.len());
-                        to_run.push(w.clone());
-                    }
-                    _ => tracing::warn!(
-                        target: "zae_aggregator::executor",
-                        purpose = w.purpose.name(),
-                        write = %Target(w),
-                        "The re-plan returned a write for an item that was not in conflict; not executed"
-                    ),
-                }
+            let attempts = self.run(ops).await;
+            let sent = attempts.iter().filter(|a| a.sent).count() as u32;
+            report.requests += sent;
+            report.replanned_writes += sent;
+            let results: Vec<Outcome> = attempts.into_iter().map(|a| a.outcome).collect();
+            let records_of = |id: u32| meta_of(id).map(|m| m.records.clone()).unwrap_or_default();
+            let (settled, applied) = settle(&conflicts, &round, &results, &invalid, records_of);
+            for j in applied {
+                let w = &round.to_run[j];
+                report.count_applied(w.purpose, w.records.len());
             }
-
-            let attempts = self.run(&to_run).await;
-            for attempt in &attempts {
-                if attempt.sent {
-                    report.requests += 1;
-                    report.replanned_writes += 1;
-                }
-            }
-            let mut attempts: Vec<Option<Attempt>> = attempts.into_iter().map(Some).collect();
-
-            let mut next = BTreeMap::new();
-            for (item_key, mut conflict) in std::mem::take(&mut conflicts) {
-                let Some(indices) = by_key.get(&item_key) else {
-                    let reasons: BTreeSet<&str> = conflict
-                        .originals
-                        .iter()
-                        .flat_map(|&i| plan.writes[i].records.iter())
-                        .filter_map(|r| newly_invalid.get(r).copied())
-                        .collect();
-                    if reasons.is_empty() {
-                        for &index in &conflict.originals {
-                            report.writes[index] = WriteResult::Resolved;
-                        }
-                    } else {
-                        let reasons: Vec<&str> = reasons.into_iter().collect();
-                        let message = format!("not re-planned: {}", reasons.join("; "));
-                        for &index in &conflict.originals {
-                            report.fail(plan, index, message.clone());
+            let mut next = Conflicts::default();
+            for (id, s) in settled {
+                match s {
+                    Settlement::Resolved => report.set(id, WriteResult::Resolved),
+                    Settlement::Failed(message) => {
+                        if let Some(m) = meta_of(id) {
+                            report.fail(m, message);
                         }
                     }
-                    continue;
-                };
-                let mut failure: Option<String> = None;
-                let mut still_conflicted: Option<Option<String>> = None;
-                for &j in indices {
-                    let w = &to_run[j];
-                    let outcome = attempts[j].take().map(|a| a.outcome);
-                    match outcome {
-                        Some(Outcome::Applied) => report.count_applied(w),
-                        Some(Outcome::ConditionFailed(observed)) => match w.on_condition_failure {
-                            OnConditionFailure::ResolveWatermarks => still_conflicted = Some(observed),
-                            OnConditionFailure::Ignore => report.conditions_ignored += 1,
-                        },
-                        Some(Outcome::Failed(message)) => failure = Some(format!("re-planned write: {message}")),
-                        None => failure = Some("re-planned write has no result".into()),
-                    }
-                }
-                if let Some(message) = failure {
-                    for &index in &conflict.originals {
-                        report.fail(plan, index, message.clone());
-                    }
-                } else if let Some(observed) = still_conflicted {
-                    conflict.observed = observed;
-                    next.insert(item_key, conflict);
-                } else {
-                    for &index in &conflict.originals {
-                        report.writes[index] = WriteResult::Resolved;
+                    Settlement::Again(observed) => {
+                        next.0.insert(id, observed);
                     }
                 }
             }
@@ -431,20 +555,22 @@ impl Executor {
         }
     }
 
-    /// Send `writes` concurrently, at most `concurrency` at once; results
-    /// in the order of `writes`.
-    async fn run(&self, writes: &[Write]) -> Vec<Attempt> {
+    /// Send each operation (with whether it resolves watermarks)
+    /// concurrently, at most `concurrency` at once; results in order. Each
+    /// operation is moved into its task.
+    async fn run(&self, ops: Vec<(Operation, bool)>) -> Vec<Attempt> {
         let limit = self.options.concurrency.max(1);
-        let mut results: Vec<Option<Attempt>> = (0..writes.len()).map(|_| None).collect();
+        let total = ops.len();
+        let mut results: Vec<Option<Attempt>> = (0..total).map(|_| None).collect();
         let mut tasks: JoinSet<(usize, Attempt)> = JoinSet::new();
         let mut task_index: HashMap<tokio::task::Id, usize> = HashMap::new();
-        let mut next = 0;
-        while next < writes.len() || !tasks.is_empty() {
-            while next < writes.len() && tasks.len() < limit {
-                let (ddb, s3, write, index) = (self.ddb.clone(), self.s3.clone(), writes[next].clone(), next);
-                let handle = tasks.spawn(async move { (index, send(&ddb, &s3, write).await) });
+        let mut pending = ops.into_iter().enumerate();
+        loop {
+            while tasks.len() < limit {
+                let Some((index, (op, resolve))) = pending.next() else { break };
+                let (ddb, s3) = (self.ddb.clone(), self.s3.clone());
+                let handle = tasks.spawn(async move { (index, send(&ddb, &s3, op, resolve).await) });
                 task_index.insert(handle.id(), index);
-                next += 1;
             }
             match tasks.join_next_with_id().await {
                 Some(Ok((_, (index, attempt)))) => results[index] = Some(attempt),
@@ -466,14 +592,6 @@ impl Executor {
     }
 }
 
-fn fail_all(report: &mut Report, plan: &Plan, conflicts: &BTreeMap<ItemKey, Conflict>, message: &str) {
-    for conflict in conflicts.values() {
-        for &index in &conflict.originals {
-            report.fail(plan, index, message.to_string());
-        }
-    }
-}
-
 fn retry_config(options: &ExecutorOptions) -> RetryConfig {
     RetryConfig::standard().with_max_attempts(options.max_attempts.max(1))
 }
@@ -486,26 +604,19 @@ fn env_set(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
 
-/// Send one write (an object's body is moved into the request, not copied).
-async fn send(ddb: &aws_sdk_dynamodb::Client, s3: &aws_sdk_s3::Client, mut write: Write) -> Attempt {
-    let resolve = write.on_condition_failure == OnConditionFailure::ResolveWatermarks;
-    let result = match &mut write.operation {
-        Operation::UpdateItem(u) => update_item(ddb, u, resolve).await,
-        Operation::PutItem(p) => put_item(ddb, p, resolve).await,
-        Operation::PutObject(o) => {
-            let body = std::mem::take(&mut o.body);
-            put_object(s3, o, body).await
-        }
+/// Send one request (an object's body is moved into the request, not copied).
+async fn send(ddb: &aws_sdk_dynamodb::Client, s3: &aws_sdk_s3::Client, op: Operation, resolve: bool) -> Attempt {
+    let result = match op {
+        Operation::UpdateItem(u) => update_item(ddb, &u, resolve).await,
+        Operation::PutItem(p) => put_item(ddb, &p, resolve).await,
+        Operation::PutObject(o) => put_object(s3, o).await,
     };
-    let w = &write;
     match result {
         Ok(outcome) => {
             if let Outcome::ConditionFailed(observed) = &outcome {
                 tracing::debug!(
                     target: "zae_aggregator::executor",
-                    purpose = w.purpose.name(),
-                    write = %Target(w),
-                    on_condition_failure = w.on_condition_failure.name(),
+                    resolve_watermarks = resolve,
                     item_exists = observed.is_some(),
                     "Condition check failed"
                 );
@@ -589,12 +700,12 @@ async fn put_item(ddb: &aws_sdk_dynamodb::Client, p: &PutItem, resolve: bool) ->
     })
 }
 
-async fn put_object(s3: &aws_sdk_s3::Client, o: &PutObject, body: Vec<u8>) -> Result<Outcome, String> {
+async fn put_object(s3: &aws_sdk_s3::Client, o: PutObject) -> Result<Outcome, String> {
     let result = s3
         .put_object()
         .bucket(&o.bucket)
         .key(&o.key)
-        .body(ByteStream::from(body))
+        .body(ByteStream::from(o.body))
         .content_type(&o.content_type)
         .content_encoding(&o.content_encoding)
         .send()
@@ -626,29 +737,6 @@ where
     }
 }
 
-/// The `(PK, SK)` of the item a write addresses, with the key attributes
-/// (`PK` then `SK`) for an [`ObservedItem`]; `None` for S3 writes and keys
-/// that are not two strings.
-fn write_key(w: &Write) -> Option<(ItemKey, Vec<Attribute>)> {
-    let attrs = match &w.operation {
-        Operation::UpdateItem(u) => &u.key,
-        Operation::PutItem(p) => &p.item,
-        Operation::PutObject(_) => return None,
-    };
-    let find = |name: &str| attrs.iter().find(|a| a.name == name);
-    let (pk, sk) = (find("PK")?, find("SK")?);
-    let key = (string_value(&pk.value)?, string_value(&sk.value)?);
-    Some((key, vec![pk.clone(), sk.clone()]))
-}
-
-/// The text of a `{"S":"..."}` value.
-fn string_value(json: &str) -> Option<String> {
-    match serde_json::from_str::<serde_json::Value>(json).ok()? {
-        serde_json::Value::Object(m) if m.len() == 1 => m.get("S")?.as_str().map(str::to_string),
-        _ => None,
-    }
-}
-
 /// Record indices as a JSON-style list (`[0,3,4]`), for log fields.
 struct RecordList<'a>(&'a [u32]);
 
@@ -665,48 +753,37 @@ impl fmt::Display for RecordList<'_> {
     }
 }
 
-/// Where a write goes, for messages: `table {PK=.., SK=..}` or `s3://bucket/key`.
-struct Target<'a>(&'a Write);
-
-impl fmt::Display for Target<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (table, attrs) = match &self.0.operation {
-            Operation::PutObject(o) => return write!(f, "s3://{}/{}", o.bucket, o.key),
-            Operation::UpdateItem(u) => (&u.table_name, &u.key),
-            Operation::PutItem(p) => (&p.table_name, &p.item),
-        };
-        write!(f, "{table} {{")?;
-        let key = attrs.iter().filter(|a| a.name == "PK" || a.name == "SK");
-        for (i, a) in key.enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            match string_value(&a.value) {
-                Some(s) => write!(f, "{}={s}", a.name)?,
-                None => write!(f, "{}={}", a.name, a.value)?,
-            }
-        }
-        f.write_str("}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn update(key: Vec<Attribute>) -> Write {
+    fn write(id: u32, on: OnConditionFailure, records: Vec<u32>) -> Write {
         Write {
+            id,
             purpose: Purpose::Snapshot,
+            failure_policy: FailurePolicy::Required,
+            on_condition_failure: on,
+            target: format!("t {{PK=p, SK=s{id}}}"),
+            records,
             operation: Operation::UpdateItem(UpdateItem {
                 table_name: "t".into(),
-                key,
+                key: vec![],
                 update_expression: "ADD #a :a".into(),
                 condition_expression: None,
                 names: vec![],
                 values: vec![],
             }),
-            on_condition_failure: OnConditionFailure::ResolveWatermarks,
-            records: vec![0, 3],
+        }
+    }
+
+    fn meta(id: u32, purpose: Purpose, policy: FailurePolicy, records: Vec<u32>) -> WriteMeta {
+        WriteMeta {
+            id,
+            purpose,
+            failure_policy: policy,
+            on_condition_failure: OnConditionFailure::Ignore,
+            target: format!("t{id}"),
+            records,
         }
     }
 
@@ -718,36 +795,6 @@ mod tests {
     }
 
     #[test]
-    fn write_keys_are_pk_and_sk_strings() {
-        let w = update(vec![Attribute::s("PK", "ns/ENTITY#u1"), Attribute::s("SK", "#USAGE#r#x")]);
-        let (k, attrs) = write_key(&w).unwrap();
-        assert_eq!(k, ("ns/ENTITY#u1".to_string(), "#USAGE#r#x".to_string()));
-        assert_eq!(attrs.len(), 2);
-        assert_eq!(Target(&w).to_string(), "t {PK=ns/ENTITY#u1, SK=#USAGE#r#x}");
-        let w = update(vec![Attribute::s("PK", "p"), Attribute::n("SK", 1)]);
-        assert!(write_key(&w).is_none());
-        assert_eq!(Target(&w).to_string(), "t {PK=p, SK={\"N\":\"1\"}}");
-    }
-
-    #[test]
-    fn object_targets_are_s3_urls() {
-        let w = Write {
-            purpose: Purpose::Archive,
-            operation: Operation::PutObject(PutObject {
-                bucket: "b".into(),
-                key: "audit/x.jsonl.gz".into(),
-                body: vec![],
-                content_type: "application/x-ndjson".into(),
-                content_encoding: "gzip".into(),
-            }),
-            on_condition_failure: OnConditionFailure::Ignore,
-            records: vec![1],
-        };
-        assert!(write_key(&w).is_none());
-        assert_eq!(Target(&w).to_string(), "s3://b/audit/x.jsonl.gz");
-    }
-
-    #[test]
     fn empty_expression_maps_are_omitted() {
         assert_eq!(names_map(&[]).unwrap(), None);
         assert_eq!(values_map(&[]).unwrap(), None);
@@ -755,18 +802,89 @@ mod tests {
         assert_eq!(names_map(&names).unwrap().unwrap()["#a"], "ttl");
         let dup = [names[0].clone(), names[0].clone()];
         assert!(names_map(&dup).unwrap_err().contains("more than once"));
-        let bad = values_map(&[Attribute::raw(":a", "{\"N\":1}".into())]).unwrap_err();
+        let bad = values_map(&[Attribute { name: ":a".into(), value: "{\"N\":1}".into() }]).unwrap_err();
         assert!(bad.starts_with("invalid expression value: attribute \":a\""), "{bad}");
     }
 
     #[test]
     fn report_counts_by_purpose() {
         let mut r = Report::default();
-        let mut w = update(vec![]);
-        r.count_applied(&w);
-        w.purpose = Purpose::Archive;
-        r.count_applied(&w);
+        r.count_applied(Purpose::Snapshot, 2);
+        r.count_applied(Purpose::Archive, 2);
         assert_eq!((r.snapshots_applied, r.archive_objects_written, r.archived_events), (1, 1, 2));
         assert!(r.is_success());
+    }
+
+    #[test]
+    fn failure_policy_decides_whether_records_fail() {
+        let mut r = Report { writes: vec![WriteResult::Pending; 2], ..Report::default() };
+        r.fail(&meta(0, Purpose::Refill, FailurePolicy::BestEffort, vec![3, 4]), "throttled".into());
+        assert!(r.failed_records.is_empty());
+        assert_eq!(r.best_effort_failures, 1);
+        assert_eq!(r.writes[0], WriteResult::Abandoned("throttled".into()));
+        assert!(r.is_success());
+        r.fail(&meta(1, Purpose::Snapshot, FailurePolicy::Required, vec![1, 4]), "throttled".into());
+        assert_eq!(r.failed_records, [1, 4].into_iter().collect());
+        assert_eq!(r.writes[1], WriteResult::Failed("throttled".into()));
+        assert_eq!(r.errors, ["refill t0 (best-effort): throttled", "snapshot t1: throttled"]);
+        assert!(!r.is_success());
+    }
+
+    #[test]
+    fn observed_items_are_keyed_by_write_id() {
+        let c = Conflicts([(3, Some("{}".to_string())), (1, None)].into_iter().collect());
+        let o = c.observed();
+        assert_eq!((o[0].write_id, o[0].item), (1, None));
+        assert_eq!((o[1].write_id, o[1].item), (3, Some("{}")));
+    }
+
+    #[test]
+    fn a_replan_is_matched_to_its_conflicts_by_id() {
+        let c = Conflicts([(0, None), (2, None)].into_iter().collect());
+        let writes = vec![
+            write(2, OnConditionFailure::ResolveWatermarks, vec![1]),
+            write(5, OnConditionFailure::ResolveWatermarks, vec![9]),
+            write(0, OnConditionFailure::ResolveWatermarks, vec![0]),
+        ];
+        let round = match_replan(&c, writes);
+        assert_eq!(round.to_run.iter().map(|w| w.id).collect::<Vec<_>>(), [2, 0]);
+        assert_eq!(round.by_id, [(0, vec![1]), (2, vec![0])].into_iter().collect());
+        assert_eq!(round.strays.len(), 1);
+        assert_eq!(round.strays[0].id, 5);
+    }
+
+    #[test]
+    fn settling_a_round() {
+        let c = Conflicts([(0, None), (1, None), (2, None), (3, None), (4, None)].into_iter().collect());
+        let writes = vec![
+            write(0, OnConditionFailure::ResolveWatermarks, vec![0]),
+            write(1, OnConditionFailure::ResolveWatermarks, vec![1]),
+            write(2, OnConditionFailure::ResolveWatermarks, vec![2]),
+        ];
+        let round = match_replan(&c, writes);
+        let outcomes =
+            [Outcome::Applied, Outcome::ConditionFailed(Some("{\"M\":{}}".into())), Outcome::Failed("500".into())];
+        // Item 3 was not re-planned: all applied before. Item 4 was not
+        // re-planned because its record turned out invalid.
+        let invalid: BTreeMap<u32, String> = [(4, "watermark is malformed".to_string())].into_iter().collect();
+        let (settled, applied) = settle(&c, &round, &outcomes, &invalid, |id| vec![id]);
+        assert_eq!(applied, [0]);
+        assert_eq!(settled[&0], Settlement::Resolved);
+        assert_eq!(settled[&1], Settlement::Again(Some("{\"M\":{}}".into())));
+        assert_eq!(settled[&2], Settlement::Failed("re-planned write: 500".into()));
+        assert_eq!(settled[&3], Settlement::Resolved);
+        assert_eq!(settled[&4], Settlement::Failed("not re-planned: watermark is malformed".into()));
+    }
+
+    #[test]
+    fn only_records_newly_invalid_count() {
+        let o = |index, status| RecordOutcome { index, sequence_number: None, status };
+        let plan = [o(0, RecordStatus::Invalid("a".into())), o(1, RecordStatus::Used), o(2, RecordStatus::Used)];
+        let replan = [
+            o(0, RecordStatus::Invalid("a".into())),
+            o(1, RecordStatus::Invalid("b".into())),
+            o(2, RecordStatus::Used),
+        ];
+        assert_eq!(newly_invalid(&plan, &replan), [(1, "b".to_string())].into_iter().collect());
     }
 }

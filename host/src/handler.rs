@@ -1,8 +1,9 @@
 //! One invocation: plan the batch with the component, emit its logs, execute
 //! the plan, and build the Lambda response.
 //!
-//! The response keeps the Python aggregator's `statusCode` and `body` (SPEC
-//! §8.1) and adds `batchItemFailures` for `ReportBatchItemFailures`:
+//! The response keeps the Python aggregator's `statusCode` and `body`
+//! (`docs/specification.md#lambda-response`) and adds `batchItemFailures` for
+//! `ReportBatchItemFailures`:
 //!
 //! ```json
 //! {"batchItemFailures":[{"itemIdentifier":"<sequence number>"}],
@@ -21,11 +22,10 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use zae_planner::plan::{Batch, Counters, LogLevel, PlanError, RecordOutcome, RecordStatus};
-
+use crate::bindings::{Batch, Counters, PlanError, RecordOutcome, RecordStatus};
 use crate::engine::{CallError, Planner};
 use crate::executor::{Executor, Report};
-use crate::logging;
+use crate::logging::{self, LogLevel};
 use crate::settings::Settings;
 
 /// Logger name of the handler's lines.
@@ -63,6 +63,9 @@ pub enum InvokeError {
     /// The event is unusable: not JSON, not an object, or `Records` is not a
     /// list.
     BadEvent(String),
+    /// The planner rejected the configuration (which start-up validation
+    /// accepted: only a host that builds its configuration by hand gets here).
+    BadConfig(String),
     /// The planner component trapped, ran out of time or memory, or could not
     /// be instantiated.
     Component(CallError),
@@ -73,6 +76,7 @@ impl InvokeError {
     pub fn error_type(&self) -> &'static str {
         match self {
             InvokeError::BadEvent(_) => "InvalidEvent",
+            InvokeError::BadConfig(_) => "InvalidConfig",
             InvokeError::Component(CallError::Trap { .. }) => "PlannerTrap",
             InvokeError::Component(CallError::DeadlineExceeded { .. }) => "PlannerDeadlineExceeded",
             InvokeError::Component(CallError::MemoryLimit { .. }) => "PlannerMemoryLimit",
@@ -90,6 +94,7 @@ impl fmt::Display for InvokeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InvokeError::BadEvent(m) => write!(f, "invalid event: {m}"),
+            InvokeError::BadConfig(m) => write!(f, "invalid configuration: {m}"),
             InvokeError::Component(e) => e.fmt(f),
         }
     }
@@ -118,13 +123,11 @@ pub async fn invoke(
     // then carry the record count without the host parsing the event.
     let planned = match app.planner.plan(&batch).await {
         Ok(Ok(plan)) => Ok(plan),
-        Ok(Err(PlanError::BadEvent(m))) => Err(InvokeError::BadEvent(m)),
-        Ok(Err(PlanError::BadConfig(m))) => Err(InvokeError::BadEvent(format!(
-            "the planner rejected the configuration that passed start-up validation: {m}"
-        ))),
+        Ok(Err(PlanError::BadConfig(e))) => Err(InvokeError::BadConfig(e.message)),
+        Ok(Err(e)) => Err(InvokeError::BadEvent(e.message())),
         Err(e) => Err(InvokeError::Component(e)),
     };
-    let plan = match planned {
+    let mut plan = match planned {
         Ok(plan) => plan,
         Err(e) => {
             log_started(app, request_id, function_name, None, now_ms);
@@ -145,7 +148,9 @@ pub async fn invoke(
     log_started(app, request_id, function_name, Some(plan.counters.records), now_ms);
     logging::emit_plan_logs(&plan.logs, threshold);
 
-    let report = app.executor.execute(&app.planner, &batch, &plan).await;
+    let writes_planned = plan.writes.len();
+    let writes = std::mem::take(&mut plan.writes);
+    let report = app.executor.execute(&app.planner, &batch, writes, &plan.outcomes).await;
     logging::emit_plan_logs(&report.replan_logs, threshold);
     let response = build_response(&plan.outcomes, &report);
     let body = &response["body"];
@@ -166,13 +171,14 @@ pub async fn invoke(
             ("failed_records", json!(report.failed_records.len())),
             ("invalid_records", json!(plan.counters.invalid)),
             ("skipped_records", json!(plan.counters.skipped)),
-            ("writes_planned", json!(plan.writes.len())),
+            ("writes_planned", json!(writes_planned)),
             ("requests", json!(report.requests)),
             ("replan_rounds", json!(report.replan_rounds)),
             ("replanned_writes", json!(report.replanned_writes)),
             ("conditions_ignored", json!(report.conditions_ignored)),
             ("shard_bumps_applied", json!(report.shard_bumps_applied)),
             ("shard_propagations_applied", json!(report.shard_propagations_applied)),
+            ("best_effort_failures", json!(report.best_effort_failures)),
         ],
         None,
     );
@@ -366,6 +372,11 @@ mod tests {
         assert_eq!(e.error_type(), "PlannerDeadlineExceeded");
         assert_eq!(e.to_string(), "planner call exceeded its deadline of 10 ms");
         assert!(std::error::Error::source(&e).is_none(), "the message carries the cause once");
+        let e = InvokeError::BadConfig("windows is empty".into());
+        assert_eq!(
+            e.payload(),
+            json!({"errorType": "InvalidConfig", "errorMessage": "invalid configuration: windows is empty"})
+        );
     }
 
     #[test]

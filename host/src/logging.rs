@@ -47,14 +47,50 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use zae_planner::plan::{LogEntry, LogLevel};
+use crate::bindings::{self, LogEntry};
+
+/// Severity of a log line, ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Per-item detail.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something was skipped or looked wrong.
+    Warning,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// Upper-case name, as the lines print it (the Python aggregator's names).
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+impl From<bindings::LogLevel> for LogLevel {
+    fn from(l: bindings::LogLevel) -> Self {
+        match l {
+            bindings::LogLevel::Debug => LogLevel::Debug,
+            bindings::LogLevel::Info => LogLevel::Info,
+            bindings::LogLevel::Warning => LogLevel::Warning,
+            bindings::LogLevel::Error => LogLevel::Error,
+        }
+    }
+}
 
 /// Logger name of the component's plan log entries.
 pub const PLANNER_LOGGER: &str = "zae_aggregator.planner";
 
 /// Crates whose events are filtered at `LOG_LEVEL`; every other crate's at
 /// `WARNING` or above.
-pub const OUR_CRATES: &[&str] = &["zae_aggregator", "zae_planner"];
+pub const OUR_CRATES: &[&str] = &["zae_aggregator"];
 
 /// Where log lines go.
 #[derive(Debug, Clone, Default)]
@@ -168,7 +204,7 @@ pub fn emit(level: LogLevel, logger: &str, message: &str, fields: &[(&str, Value
 /// through the process sink.
 pub fn emit_plan_logs(entries: &[LogEntry], threshold: LogLevel) {
     let output = &sink().output;
-    for entry in entries.iter().filter(|e| e.level >= threshold) {
+    for entry in entries.iter().filter(|e| LogLevel::from(e.level) >= threshold) {
         output.write_line(&render_plan_entry(entry, SystemTime::now()));
     }
 }
@@ -177,9 +213,9 @@ pub fn emit_plan_logs(entries: &[LogEntry], threshold: LogLevel) {
 /// spliced verbatim; one that is not valid JSON (which the component never
 /// produces) is written as a string instead, so the line stays valid.
 pub fn render_plan_entry(entry: &LogEntry, at: SystemTime) -> String {
-    let mut line = Line::new(at, entry.level.name(), PLANNER_LOGGER, &entry.message);
-    for (name, value) in &entry.fields {
-        line.field_raw(name, value);
+    let mut line = Line::new(at, LogLevel::from(entry.level).name(), PLANNER_LOGGER, &entry.message);
+    for f in &entry.fields {
+        line.field_raw(&f.name, &f.value);
     }
     line.finish(None)
 }
@@ -189,11 +225,20 @@ pub fn render_plan_entry(entry: &LogEntry, at: SystemTime) -> String {
 /// 1970 are written as 1970-01-01T00:00:00+00:00.
 pub fn format_timestamp(at: SystemTime) -> String {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let micros = since.subsec_micros();
-    let (year, month, day) = zae_planner::window::civil_from_days((secs / 86_400) as i64);
-    let sod = secs % 86_400;
-    let mut out = format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60);
+    let t = time::OffsetDateTime::UNIX_EPOCH.saturating_add(time::Duration::new(
+        i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        since.subsec_nanos() as i32,
+    ));
+    let micros = t.microsecond();
+    let mut out = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
     if micros != 0 {
         out.push_str(&format!(".{micros:06}"));
     }
@@ -383,6 +428,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::bindings::LogField;
 
     fn parse(line: &str) -> serde_json::Map<String, Value> {
         assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'), "{line:?}");
@@ -456,14 +502,14 @@ mod tests {
     #[test]
     fn plan_entries_splice_their_values() {
         let entry = LogEntry {
-            level: LogLevel::Warning,
+            level: bindings::LogLevel::Warning,
             message: "Skipping record".into(),
             fields: vec![
-                ("request_id".into(), "\"req-1\"".into()),
-                ("windows".into(), "[\"hourly\",\"daily\"]".into()),
-                ("token_ratio".into(), "0.15".into()),
-                ("broken".into(), "{not json".into()),
-                ("message".into(), "\"inner\"".into()),
+                LogField { name: "request_id".into(), value: "\"req-1\"".into() },
+                LogField { name: "windows".into(), value: "[\"hourly\",\"daily\"]".into() },
+                LogField { name: "token_ratio".into(), value: "0.15".into() },
+                LogField { name: "broken".into(), value: "{not json".into() },
+                LogField { name: "message".into(), value: "\"inner\"".into() },
             ],
         };
         let text = render_plan_entry(&entry, UNIX_EPOCH);
@@ -546,7 +592,6 @@ mod tests {
     fn the_filter_keeps_third_parties_at_warning_or_above() {
         let debug = filter(LogLevel::Debug);
         assert!(debug.would_enable("zae_aggregator::executor", &Level::DEBUG));
-        assert!(debug.would_enable("zae_planner", &Level::DEBUG));
         assert!(!debug.would_enable("zae_aggregator::executor", &Level::TRACE));
         assert!(!debug.would_enable("aws_config", &Level::INFO));
         assert!(debug.would_enable("aws_config", &Level::WARN));

@@ -5,7 +5,9 @@
 //! * the planner's [`Config`](PlannerConfig) (`TABLE_NAME`,
 //!   `SNAPSHOT_WINDOWS`, `SNAPSHOT_TTL_DAYS`, `ENABLE_ARCHIVAL`,
 //!   `ARCHIVE_BUCKET_NAME`, `MAX_SHARD_COUNT`), built and validated by the
-//!   component's own `config-from-env`, so every host applies the same rules;
+//!   component's own `config-from-env`, so every host applies the same rules.
+//!   Only these variables cross into the component ([`PLANNER_VARS`]): the
+//!   rest of the environment (AWS credentials among it) never does;
 //! * the host's own settings ([`HostSettings`]), validated here.
 //!
 //! | variable | range | default |
@@ -24,11 +26,20 @@
 
 use std::time::Duration;
 
-use zae_planner::config::Config as PlannerConfig;
-use zae_planner::plan::LogLevel;
-
+use crate::bindings::Config as PlannerConfig;
 use crate::engine::{Limits, Planner};
 use crate::executor::ExecutorOptions;
+use crate::logging::LogLevel;
+
+/// The variables `config-from-env` reads; no other variable is passed to it.
+pub const PLANNER_VARS: &[&str] = &[
+    "TABLE_NAME",
+    "SNAPSHOT_WINDOWS",
+    "SNAPSHOT_TTL_DAYS",
+    "ENABLE_ARCHIVAL",
+    "ARCHIVE_BUCKET_NAME",
+    "MAX_SHARD_COUNT",
+];
 
 /// An inclusive range of accepted values and the default of one numeric variable.
 #[derive(Debug, Clone, Copy)]
@@ -136,8 +147,7 @@ pub struct Settings {
 impl Settings {
     /// Read the process environment (once) and validate it: the host
     /// settings here, the planner configuration through the component's
-    /// `config-from-env` (every variable is passed; it ignores the ones it
-    /// does not know).
+    /// `config-from-env` (only [`PLANNER_VARS`] are passed).
     pub async fn from_env(planner: &Planner) -> Result<Settings, String> {
         Self::from_vars(planner, &env_vars()).await
     }
@@ -145,9 +155,11 @@ impl Settings {
     /// [`Settings::from_env`] over explicit `(name, value)` pairs.
     pub async fn from_vars(planner: &Planner, vars: &[(String, String)]) -> Result<Settings, String> {
         let host = HostSettings::from_vars(vars)?;
-        let config = match planner.config_from_env(vars).await {
+        let planner_vars: Vec<(String, String)> =
+            vars.iter().filter(|(k, _)| PLANNER_VARS.contains(&k.as_str())).cloned().collect();
+        let config = match planner.config_from_env(&planner_vars).await {
             Ok(Ok(config)) => config,
-            Ok(Err(message)) => return Err(message),
+            Ok(Err(e)) => return Err(e.message),
             Err(e) => return Err(format!("the planner component failed while validating the configuration: {e}")),
         };
         Ok(Settings { config, host })

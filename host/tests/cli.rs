@@ -185,7 +185,7 @@ fn bad_input_and_bad_configuration_exit_2() {
 
     // `plan` prints the planner's verdict as the vectors render it.
     let o = run(bin().arg("plan").arg(&not_list));
-    assert_eq!(text(&o.stdout), "{\"error\":{\"kind\":\"bad-event\",\"message\":\"Records is not a list\"}}\n");
+    assert_eq!(text(&o.stdout), "{\"error\":{\"kind\":\"records-not-list\",\"message\":\"Records is not a list\"}}\n");
     // `invoke` prints Lambda's error payload.
     let o = run(bin().arg("invoke").arg(&not_list));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -44,9 +44,10 @@ use common::moto::Moto;
 use common::rng::{hash64, Rng};
 use common::streams::{self, Stream};
 use common::truth::{self, Verdict};
+use zae_aggregator::bindings as wit;
 use zae_aggregator::dynamo_json::attrs_to_map;
 use zae_planner::config::Config;
-use zae_planner::plan::{Batch, Operation, Plan, Purpose};
+use zae_planner::plan::{Batch, Plan, Purpose};
 use zae_planner::window::Window;
 
 /// Windows of the deterministic scenario.
@@ -654,7 +655,7 @@ async fn real_vectors_delivered_with_faults() {
 /// ones, and the condition is what these tests strip).
 fn used_values(
     expr: &str,
-    values: &[zae_planner::plan::Attribute],
+    values: &[zae_aggregator::bindings::Attribute],
 ) -> std::collections::HashMap<String, AttributeValue> {
     let tokens: std::collections::BTreeSet<&str> =
         expr.split(|c: char| c.is_whitespace() || ",()=".contains(c)).filter(|t| !t.is_empty()).collect();
@@ -674,8 +675,8 @@ async fn the_checker_detects_double_counts_losses_and_lost_audit_rows() {
     let event = Harness::event(&records);
     assert_eq!(h.invoke_in_process(0, &event, now, "clean").await, Outcome::Success);
     let plan = h.plan(0, &event, now).await;
-    let snapshot = plan.writes.iter().find(|w| w.purpose == Purpose::Snapshot).expect("a snapshot write");
-    let Operation::UpdateItem(u) = &snapshot.operation else { panic!("snapshot writes are updates") };
+    let snapshot = plan.writes.iter().find(|w| w.purpose == wit::Purpose::Snapshot).expect("a snapshot write");
+    let wit::Operation::UpdateItem(u) = &snapshot.operation else { panic!("snapshot writes are updates") };
     let names: std::collections::HashMap<String, String> =
         u.names.iter().map(|n| (n.placeholder.clone(), n.name.clone())).collect();
     moto.ddb_client()
@@ -709,8 +710,8 @@ async fn the_checker_detects_double_counts_losses_and_lost_audit_rows() {
     assert!(v.reader_mismatches > 0 && v.watermark_mismatches > 0, "{v:#?}");
 
     // A refill applied twice (its rf condition stripped).
-    let refill = plan.writes.iter().find(|w| w.purpose == Purpose::Refill).expect("a refill write");
-    let Operation::UpdateItem(r) = &refill.operation else { panic!("refills are updates") };
+    let refill = plan.writes.iter().find(|w| w.purpose == wit::Purpose::Refill).expect("a refill write");
+    let wit::Operation::UpdateItem(r) = &refill.operation else { panic!("refills are updates") };
     let (_, port) = h.proxy.listen().await;
     let client = delivery::ddb_client(port, "checker");
     for _ in 0..2 {
@@ -883,7 +884,7 @@ async fn cost_of_the_guarantee() {
         let now = h.tick();
         let plan = h.plan(0, &event, now).await;
         planned += plan.writes.len() as u64;
-        snapshot_writes += plan.writes.iter().filter(|w| w.purpose == Purpose::Snapshot).count() as u64;
+        snapshot_writes += plan.writes.iter().filter(|w| w.purpose == wit::Purpose::Snapshot).count() as u64;
         batches += 1;
         assert_eq!(h.invoke_in_process(0, &event, now, &format!("b{batches}")).await, Outcome::Success);
     }

@@ -11,13 +11,11 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use common::moto::{gunzip, Moto};
-use common::planner;
+use common::{config, execute, vector_batch};
+use zae_aggregator::bindings::{Batch, BatchPlan as Plan, LogLevel, Operation, Purpose};
 use zae_aggregator::dynamo_json::item_to_json;
 use zae_aggregator::executor::{Executor, ExecutorOptions, Report, WriteResult};
-use zae_planner::config::Config;
-use zae_planner::plan::{Batch, LogLevel, Operation, Plan, Purpose};
 use zae_planner::vector::{default_root, load, Vector};
-use zae_planner::window::Window;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -26,17 +24,13 @@ fn vector(name: &str) -> Vector {
 }
 
 async fn plan_batch(batch: &Batch<'_>) -> Plan {
-    match planner().plan(batch).await {
-        Ok(Ok(plan)) => plan,
-        Ok(Err(e)) => panic!("the planner refused the batch: {e}"),
-        Err(e) => panic!("the planner call failed: {e}"),
-    }
+    common::plan(batch).await
 }
 
 /// Plan `batch`, execute the plan against `moto` and print the report.
 async fn plan_and_execute(moto: &Moto, batch: &Batch<'_>, options: ExecutorOptions, label: &str) -> (Plan, Report) {
     let plan = plan_batch(batch).await;
-    let report = executor(moto, options).execute(planner(), batch, &plan).await;
+    let report = execute(&executor(moto, options), batch, &plan).await;
     summary(label, &report);
     (plan, report)
 }
@@ -140,7 +134,8 @@ async fn golden_plan_applies_snapshots_refill_and_shard_bump() {
     let v = vector("golden-1-spec13");
     moto.create_table(&v.config.table_name).await;
     seed_buckets(&moto, &v.config.table_name, &v.event_json).await;
-    let batch = v.batch();
+    let owned = vector_batch(&v);
+    let batch = owned.batch();
     let (plan, report) = plan_and_execute(&moto, &batch, ExecutorOptions::default(), "golden").await;
 
     assert_eq!(
@@ -197,7 +192,8 @@ async fn a_lost_refill_lock_is_ignored_and_changes_nothing() {
     moto.put_item(table, &image.to_string()).await;
     let before = get(&moto.scan(table).await, GOLDEN_BUCKET, "#STATE").clone();
 
-    let batch = v.batch();
+    let owned = vector_batch(&v);
+    let batch = owned.batch();
     let (plan, report) = plan_and_execute(&moto, &batch, ExecutorOptions::default(), "refill lost").await;
 
     assert_eq!(
@@ -226,17 +222,18 @@ async fn executing_the_same_plan_twice_applies_it_once() {
     let table = &v.config.table_name;
     moto.create_table(table).await;
     seed_buckets(&moto, table, &v.event_json).await;
-    let batch = v.batch();
+    let owned = vector_batch(&v);
+    let batch = owned.batch();
     let plan = plan_batch(&batch).await;
     let exec = executor(&moto, ExecutorOptions::default());
 
-    let first = exec.execute(planner(), &batch, &plan).await;
+    let first = execute(&exec, &batch, &plan).await;
     assert!(first.is_success(), "{first:?}");
     let after_first = moto.scan(table).await;
 
     // A Lambda retry of the same batch: every snapshot write meets its own
     // watermark, the re-plan finds nothing left; refill and bump lost their locks.
-    let second = exec.execute(planner(), &batch, &plan).await;
+    let second = execute(&exec, &batch, &plan).await;
     summary("same plan twice", &second);
     assert_eq!(
         results_by_purpose(&plan, &second),
@@ -302,16 +299,6 @@ fn sub_event(event: &Value, range: std::ops::Range<usize>) -> String {
     json!({ "Records": event["Records"].as_array().unwrap()[range].to_vec() }).to_string()
 }
 
-fn config(table: &str) -> Config {
-    Config {
-        table_name: table.to_string(),
-        windows: vec![Window::Hourly, Window::Daily],
-        snapshot_ttl_days: 90,
-        archive_bucket: None,
-        max_shard_count: 32,
-    }
-}
-
 #[tokio::test]
 async fn an_overlapping_second_batch_counts_only_its_new_records() {
     let moto = Moto::start();
@@ -326,7 +313,7 @@ async fn an_overlapping_second_batch_counts_only_its_new_records() {
     let all = event.to_string();
     let whole = Batch { event_json: &all, config: &whole_cfg, now_ms, invocation_id: "whole" };
     let whole_plan = plan_batch(&whole).await;
-    let report = exec.execute(planner(), &whole, &whole_plan).await;
+    let report = execute(&exec, &whole, &whole_plan).await;
     summary("whole", &report);
     assert!(report.is_success(), "{report:?}");
 
@@ -334,14 +321,14 @@ async fn an_overlapping_second_batch_counts_only_its_new_records() {
     let (a, b) = (sub_event(&event, 0..4), sub_event(&event, 2..6));
     let first = Batch { event_json: &a, config: &split_cfg, now_ms, invocation_id: "a" };
     let first_plan = plan_batch(&first).await;
-    let report = exec.execute(planner(), &first, &first_plan).await;
+    let report = execute(&exec, &first, &first_plan).await;
     summary("split a", &report);
     assert!(report.is_success(), "{report:?}");
     assert_eq!(report.snapshots_applied, 2);
 
     let second = Batch { event_json: &b, config: &split_cfg, now_ms, invocation_id: "b" };
     let second_plan = plan_batch(&second).await;
-    let report = exec.execute(planner(), &second, &second_plan).await;
+    let report = execute(&exec, &second, &second_plan).await;
     summary("split b", &report);
     let snapshot_results: Vec<WriteResult> = results_by_purpose(&second_plan, &report)
         .into_iter()
@@ -374,7 +361,8 @@ async fn archive_objects_are_written_and_gunzip_to_the_expected_ndjson() {
     let bucket = v.config.archive_bucket.clone().expect("the vector archives");
     moto.create_table(&v.config.table_name).await;
     moto.create_bucket(&bucket).await;
-    let batch = v.batch();
+    let owned = vector_batch(&v);
+    let batch = owned.batch();
     let (_, report) = plan_and_execute(&moto, &batch, ExecutorOptions::default(), "archive").await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!((report.archive_objects_written, report.archived_events), (2, 3));
@@ -422,12 +410,13 @@ async fn a_write_to_a_missing_table_fails_only_its_records() {
         if w.records == [1] {
             if let Operation::UpdateItem(u) = &mut w.operation {
                 u.table_name = "no-such-table".into();
+                w.target = w.target.replacen("rate-limits", "no-such-table", 1);
                 broken.push(i);
             }
         }
     }
     assert!(broken.len() >= 2, "record 1 should have its own snapshot writes");
-    let report = executor(&moto, ExecutorOptions::default()).execute(planner(), &batch, &plan).await;
+    let report = execute(&executor(&moto, ExecutorOptions::default()), &batch, &plan).await;
     summary("missing table", &report);
 
     assert_eq!(report.failed_records, BTreeSet::from([1]));
@@ -456,7 +445,8 @@ async fn a_write_to_a_missing_table_fails_only_its_records() {
 async fn a_missing_bucket_fails_the_archived_records() {
     let moto = Moto::start();
     let v = vector("archive-basic");
-    let batch = v.batch();
+    let owned = vector_batch(&v);
+    let batch = owned.batch();
     let (_, report) = plan_and_execute(&moto, &batch, ExecutorOptions::default(), "missing bucket").await;
     assert_eq!(report.writes.len(), 1);
     match &report.writes[0] {
@@ -483,7 +473,8 @@ async fn a_malformed_watermark_fails_the_records_of_its_item() {
         json!({"PK": {"S": GOLDEN_ENTITY}, "SK": {"S": GOLDEN_HOURLY}, "tpm": {"N": "5"}, "wm#0": {"S": "junk"}});
     moto.put_item(table, &junk.to_string()).await;
 
-    let batch = v.batch();
+    let owned = vector_batch(&v);
+    let batch = owned.batch();
     let (_, report) = plan_and_execute(&moto, &batch, ExecutorOptions::default(), "malformed watermark").await;
     match &report.writes[0] {
         WriteResult::Failed(m) => assert!(m.contains("watermark wm#0 holds"), "{m}"),
@@ -506,11 +497,12 @@ async fn conflicts_left_after_the_round_budget_fail() {
     let table = &v.config.table_name;
     moto.create_table(table).await;
     seed_buckets(&moto, table, &v.event_json).await;
-    let batch = v.batch();
+    let owned = vector_batch(&v);
+    let batch = owned.batch();
     let plan = plan_batch(&batch).await;
     let exec = executor(&moto, ExecutorOptions { max_replan_rounds: 0, ..ExecutorOptions::default() });
-    assert!(exec.execute(planner(), &batch, &plan).await.is_success());
-    let report = exec.execute(planner(), &batch, &plan).await;
+    assert!(execute(&exec, &batch, &plan).await.is_success());
+    let report = execute(&exec, &batch, &plan).await;
     summary("no rounds", &report);
     let failed = WriteResult::Failed("watermark conflict unresolved after 0 rounds".into());
     assert_eq!(report.writes[..2], [failed.clone(), failed]);
@@ -533,10 +525,11 @@ async fn shard_propagation_updates_existing_shards_and_creates_new_ones() {
     shard1["shard_count"] = json!({"N": "2"});
     moto.put_item(table, &shard1.to_string()).await;
 
-    let batch = v.batch();
+    let owned = vector_batch(&v);
+    let batch = owned.batch();
     let plan = plan_batch(&batch).await;
     let exec = executor(&moto, ExecutorOptions::default());
-    let report = exec.execute(planner(), &batch, &plan).await;
+    let report = execute(&exec, &batch, &plan).await;
     summary("propagate", &report);
     assert!(report.writes.iter().all(|w| *w == WriteResult::Applied), "{report:?}");
     assert_eq!((report.shard_propagations_applied, report.snapshots_applied, report.requests), (3, 2, 5));
@@ -548,7 +541,7 @@ async fn shard_propagation_updates_existing_shards_and_creates_new_ones() {
 
     // Again: the update's `#sc < :new` and the puts' `attribute_not_exists`
     // fail, as expected.
-    let again = exec.execute(planner(), &batch, &plan).await;
+    let again = execute(&exec, &batch, &plan).await;
     summary("propagate again", &again);
     let propagations: Vec<WriteResult> = results_by_purpose(&plan, &again)
         .into_iter()
@@ -567,13 +560,14 @@ async fn a_real_batch_runs_concurrently_and_its_redelivery_changes_nothing() {
     let table = &v.config.table_name;
     moto.create_table(table).await;
     seed_buckets(&moto, table, &v.event_json).await;
-    let batch = v.batch();
+    let owned = vector_batch(&v);
+    let batch = owned.batch();
     let plan = plan_batch(&batch).await;
     let writes = plan.writes.len();
     assert_eq!(writes, 30);
     let exec = executor(&moto, ExecutorOptions { concurrency: 4, ..ExecutorOptions::default() });
 
-    let first = exec.execute(planner(), &batch, &plan).await;
+    let first = execute(&exec, &batch, &plan).await;
     summary("real batch", &first);
     assert!(first.writes.iter().all(|w| *w == WriteResult::Applied), "{first:?}");
     assert_eq!((first.requests as usize, first.snapshots_applied as usize), (writes, writes));
@@ -588,7 +582,7 @@ async fn a_real_batch_runs_concurrently_and_its_redelivery_changes_nothing() {
         assert_eq!(events, i128::from(plan.counters.deltas), "{window}");
     }
 
-    let again = exec.execute(planner(), &batch, &plan).await;
+    let again = execute(&exec, &batch, &plan).await;
     summary("real batch again", &again);
     assert!(again.writes.iter().all(|w| *w == WriteResult::Resolved), "{again:?}");
     assert_eq!((again.requests as usize, again.replan_rounds, again.replanned_writes), (writes, 1, 0));

@@ -22,9 +22,10 @@ async fn clients_from_the_environment_reach_dynamodb_and_s3() {
     moto.create_table("rate-limits").await;
     moto.create_bucket("audit-archive").await;
     for v in &vectors {
-        let batch = v.batch();
+        let owned = common::vector_batch(v);
+        let batch = owned.batch();
         let plan = planner().plan(&batch).await.unwrap().unwrap();
-        let report = exec.execute(planner(), &batch, &plan).await;
+        let report = common::execute(&exec, &batch, &plan).await;
         assert!(report.is_success(), "{}: {report:?}", v.name);
         assert!(
             report.writes.iter().all(|w| matches!(w, WriteResult::Applied | WriteResult::ConditionIgnored)),

@@ -302,18 +302,21 @@ def build():
     hourly_key = {"PK": s("ns/ENTITY#u1"), "SK": s("#USAGE#gpt-4#2023-12-31T23:00:00Z")}
     daily_key = {"PK": s("ns/ENTITY#u1"), "SK": s("#USAGE#gpt-4#2023-12-31T00:00:00Z#daily")}
     wm = lambda seq: s(seq.zfill(40))  # noqa: E731
+    # Observed items name the snapshot write whose condition failed by its id, its position in the plan:
+    # the hourly item's write comes first, then the daily (then the monthly) one.
+    HOURLY, DAILY, MONTHLY = 0, 1, 2
     vector("replan-partial", "the hourly item already holds records up to 200: only record 300 remains, "
            "conditioned on exactly that watermark",
-           [r1, r2, r3], observed=[{"key": hourly_key, "item": {**hourly_key, "tpm": n(3), "total_events": n(2),
+           [r1, r2, r3], observed=[{"write_id": HOURLY, "item": {**hourly_key, "tpm": n(3), "total_events": n(2),
                                                              "wm#0": wm("20000000000000000200")}}])
     vector("replan-all-applied", "both items already hold every record: nothing left to write",
-           [r1, r2, r3], observed=[{"key": k, "item": {**k, "wm#0": wm("20000000000000000300")}}
-                                   for k in (hourly_key, daily_key)])
+           [r1, r2, r3], observed=[{"write_id": i, "item": {**k, "wm#0": wm("20000000000000000300")}}
+                                   for i, k in ((HOURLY, hourly_key), (DAILY, daily_key))])
     vector("replan-item-gone", "the item vanished (TTL): rewrite everything, conditioned on no watermark",
-           [r1, r2, r3], observed=[{"key": daily_key, "item": None}])
+           [r1, r2, r3], observed=[{"write_id": DAILY, "item": None}])
     vector("replan-malformed-watermark", "a watermark that is not 40 digits: no write, records invalid with reason",
-           [r1, r2, r3], observed=[{"key": hourly_key, "item": {**hourly_key, "wm#0": n(5)}}])
-    host_independence(r1, r2, r3, hourly_key, daily_key)
+           [r1, r2, r3], observed=[{"write_id": HOURLY, "item": {**hourly_key, "wm#0": n(5)}}])
+    host_independence(r1, r2, r3, hourly_key, daily_key, (HOURLY, DAILY, MONTHLY))
 
 
 def noise(seed, length):
@@ -325,7 +328,7 @@ def noise(seed, length):
     return "".join(out)[:length]
 
 
-def host_independence(r1, r2, r3, hourly_key, daily_key):
+def host_independence(r1, r2, r3, hourly_key, daily_key, ids):
     """Vectors that fail a host whose rendering or argument passing depends on its own number formatting, string
     escaping, text decoding or byte handling (tests/conformance/README.md, "Host independence")."""
     big = 9_007_199_254_740_993  # 2^53 + 1: the nearest double is 2^53
@@ -374,9 +377,9 @@ def host_independence(r1, r2, r3, hourly_key, daily_key):
            "2^53, -0.0 and 1E+2 where a watermark string belongs are reported exactly (a host that re-formats "
            "numbers reports 9007199254740992, 0 or 100)",
            [r1, r2, r3], config={"windows": ["hourly", "daily", "monthly"]},
-           observed=[{"key": hourly_key, "item": {**hourly_key, "wm#0": {"S": RawNumber(str(big))}}},
-                     {"key": daily_key, "item": {**daily_key, "wm#0": {"S": RawNumber("-0.0")}}},
-                     {"key": {"PK": s("ns/ENTITY#u1"), "SK": s("#USAGE#gpt-4#2023-12-01T00:00:00Z#monthly")},
+           observed=[{"write_id": ids[0], "item": {**hourly_key, "wm#0": {"S": RawNumber(str(big))}}},
+                     {"write_id": ids[1], "item": {**daily_key, "wm#0": {"S": RawNumber("-0.0")}}},
+                     {"write_id": ids[2],
                       "item": {"wm#0": {"N": RawNumber("1E+2")}, "PK": s("ns/ENTITY#u1")}}])
 
 

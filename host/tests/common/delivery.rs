@@ -40,12 +40,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use zae_aggregator::bindings::{Batch, BatchPlan as Plan};
 use zae_aggregator::dynamo_json::item_to_json;
 use zae_aggregator::executor::Executor;
 use zae_aggregator::handler::{self, App};
 use zae_aggregator::settings::Settings;
 use zae_aggregator::{Limits, Planner};
-use zae_planner::plan::{Batch, Plan};
 
 use super::fault_proxy::{Fault, FaultProxy, HoldMode, Policy, RandomPolicy};
 use super::moto::{gunzip, Moto, REGION};
@@ -75,7 +75,7 @@ pub fn quiet_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let sink = zae_aggregator::logging::Output::Memory(Arc::new(Mutex::new(Vec::new())));
-        zae_aggregator::logging::init(zae_planner::plan::LogLevel::Error, sink);
+        zae_aggregator::logging::init(zae_aggregator::logging::LogLevel::Error, sink);
     });
 }
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod contract;
 pub mod delivery;
 pub mod fault_proxy;
 pub mod moto;
@@ -9,17 +10,51 @@ pub mod rng;
 pub mod streams;
 pub mod truth;
 
+#[allow(unused_imports)]
+pub use contract::{config, vector_batch, wit_config, OwnedBatch};
+
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
+use zae_aggregator::bindings as wit;
+use zae_aggregator::executor::{Executor, Report};
 use zae_aggregator::{Limits, Planner};
-use zae_planner::plan::canonical_json;
-use zae_planner::vector::{error_json, run_native, Vector};
+use zae_planner::vector::{run_native, Vector};
 
 /// One planner per test binary: compiling the component is the slow part.
 pub fn planner() -> &'static Planner {
     static PLANNER: OnceLock<Planner> = OnceLock::new();
     PLANNER.get_or_init(|| Planner::new(Limits::default()).expect("the embedded component compiles"))
+}
+
+/// Plan `batch` with the wasm planner; panics on any failure.
+pub async fn plan(batch: &wit::Batch<'_>) -> wit::BatchPlan {
+    match planner().plan(batch).await {
+        Ok(Ok(plan)) => plan,
+        Ok(Err(e)) => panic!("the planner refused the batch: {e}"),
+        Err(e) => panic!("the planner call failed: {e}"),
+    }
+}
+
+/// Execute a copy of `plan`'s writes (the plan stays usable for a second
+/// execution or for assertions).
+pub async fn execute(exec: &Executor, batch: &wit::Batch<'_>, plan: &wit::BatchPlan) -> Report {
+    exec.execute(planner(), batch, plan.writes.clone(), &plan.outcomes).await
+}
+
+/// The `(PK, SK)` strings of a write's item, from its key attributes.
+pub fn write_key(w: &wit::Write) -> Option<(String, String)> {
+    let attrs = match &w.operation {
+        wit::Operation::UpdateItem(u) => &u.key,
+        wit::Operation::PutItem(p) => &p.item,
+        wit::Operation::PutObject(_) => return None,
+    };
+    let get = |name: &str| -> Option<String> {
+        let a = attrs.iter().find(|a| a.name == name)?;
+        let v: Value = serde_json::from_str(&a.value).ok()?;
+        Some(v.get("S")?.as_str()?.to_string())
+    };
+    Some((get("PK")?, get("SK")?))
 }
 
 /// A Lambda event of `n` bucket MODIFY records (new key format, two limits,
@@ -114,16 +149,30 @@ pub async fn check_vectors(planner: &Planner, vectors: &[Vector]) -> Vec<String>
     let mut mismatches = Vec::new();
     for v in vectors {
         let native = run_native(v);
-        let batch = v.batch();
+        let owned = vector_batch(v);
         let answer = match &v.observed {
-            None => planner.plan(&batch).await,
-            Some(observed) => planner.replan_snapshots(&batch, observed).await,
+            None => planner.plan(&owned.batch()).await,
+            Some(observed) => {
+                let observed: Vec<wit::ObservedItem<'_>> = observed
+                    .iter()
+                    .map(|o| wit::ObservedItem { write_id: o.write_id, item: o.item.as_deref() })
+                    .collect();
+                planner.replan_snapshots(&owned.batch(), &observed).await
+            }
         };
-        let wasm = match answer {
-            Ok(Ok(plan)) => canonical_json(&plan),
-            Ok(Err(e)) => error_json(&e),
+        let answer = match answer {
+            Ok(answer) => answer,
             Err(call) => {
                 mismatches.push(format!("{}: the wasm call failed: {call}", v.name));
+                continue;
+            }
+        };
+        // The component's own rendering (`render-plan` / `render-error`), as
+        // `zae-aggregator plan` prints it.
+        let wasm = match planner.render(&answer).await {
+            Ok(text) => text,
+            Err(call) => {
+                mismatches.push(format!("{}: the render call failed: {call}", v.name));
                 continue;
             }
         };
