@@ -579,32 +579,10 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Lookup table of the reflected CRC-32 polynomial 0xEDB88320, built at compile time.
-const CRC32_TABLE: [u32; 256] = build_crc32_table();
-
-const fn build_crc32_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut n = 0;
-    while n < 256 {
-        let mut c = n as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        table[n] = c;
-        n += 1;
-    }
-    table
-}
-
-/// CRC-32 (IEEE 802.3, reflected, init/xorout 0xFFFFFFFF), table-driven.
+/// CRC-32 (IEEE 802.3, reflected, init/xorout 0xFFFFFFFF): the gzip trailer's checksum and the
+/// one in archive object keys.
 pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = u32::MAX;
-    for &b in data {
-        crc = CRC32_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crc32fast::hash(data)
 }
 
 #[cfg(test)]
