@@ -120,10 +120,21 @@ pub enum Parsed<'a> {
 /// Returns `(entity, resource, shard_str, shard)`; `None` if it does not parse.
 pub fn split_bucket_pk(rest: &str) -> Option<(&str, &str, &str, i128)> {
     let (left, shard_str) = rest.rsplit_once('#')?;
-    let canon = crate::pyjson::parse_python_int(shard_str)?;
-    let shard: i128 = canon.parse().ok()?;
+    let shard = parse_shard(shard_str)?;
     let (entity, resource) = left.split_once('#')?;
     Some((entity, resource, shard_str, shard))
+}
+
+/// Python `int()` of a PK's shard suffix (SPEC §2.3, so `" 2"` and `"-1"` are shards): ASCII
+/// whitespace around an optional sign and ASCII digits. The limiter writes plain digits; `_`
+/// separators and non-ASCII digits, which `int()` would also take, are not read as shards.
+fn parse_shard(s: &str) -> Option<i128> {
+    let t = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r'));
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
 }
 
 /// Split `b_{name}_{field}`; the name must be non-empty.
@@ -463,6 +474,13 @@ pub(crate) mod tests {
         assert_eq!(split_bucket_pk("a#b#-1"), Some(("a", "b", "-1", -1)));
         assert_eq!(split_bucket_pk("#r#0"), Some(("", "r", "0", 0)));
         assert_eq!(split_bucket_pk("u#r# 2"), Some(("u", "r", " 2", 2)));
+        assert_eq!(split_bucket_pk("u#r#\t+007\n"), Some(("u", "r", "\t+007\n", 7)));
+        assert_eq!(split_bucket_pk("u#r#-0"), Some(("u", "r", "-0", 0)));
+        for not_shard in
+            ["u#r#", "u#r#-", "u#r#1 2", "u#r#1_0", "u#r#١", "u#r#1.0", "u#r#99999999999999999999999999999999999999999"]
+        {
+            assert_eq!(split_bucket_pk(not_shard), None, "{not_shard:?}");
+        }
     }
 
     #[test]

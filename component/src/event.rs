@@ -388,7 +388,8 @@ pub fn av_n<'t>(av: Val<'t, '_>) -> Option<&'t str> {
     av.as_object()?.get("N")?.as_str()
 }
 
-/// Python `int()` of a DynamoDB number, as i128.
+/// Python `int()` of a DynamoDB number, as i128: plain digits with an optional `-`. Every other
+/// number (fraction, exponent) and every string outside DynamoDB's number grammar is an error.
 pub fn parse_int(attr: &str, s: &str) -> Result<i128, String> {
     // Fast path: plain decimal digits (what DynamoDB itself writes).
     let b = s.as_bytes();
@@ -400,8 +401,12 @@ pub fn parse_int(attr: &str, s: &str) -> Result<i128, String> {
         }
         return Ok(if digits.len() < b.len() { -v } else { v });
     }
-    let canon = crate::pyjson::parse_python_int(s).ok_or_else(|| format!("{attr}: {s:?} is not an integer"))?;
-    canon.parse::<i128>().map_err(|_| format!("{attr}: {s:?} is out of range"))
+    use crate::pyjson::{parse_number, Number, NumberError};
+    match parse_number(s) {
+        Ok(Number::Int(canon)) => canon.parse::<i128>().map_err(|_| format!("{attr}: {s:?} is out of range")),
+        Ok(Number::Float(_)) | Err(NumberError::Syntax) => Err(format!("{attr}: {s:?} is not an integer")),
+        Err(e) => Err(format!("{attr}: {s:?} is not a DynamoDB number ({e})")),
+    }
 }
 
 /// Compact DynamoDB JSON of an AV (as it appears in the stream).
@@ -489,14 +494,21 @@ mod tests {
 
     #[test]
     fn ints_follow_python_int() {
-        assert_eq!(parse_int("x", " -12 ").unwrap(), -12);
-        assert_eq!(parse_int("x", "1_000").unwrap(), 1000);
         assert!(parse_int("x", "1.5").unwrap_err().contains("not an integer"));
-        assert!(parse_int("x", &"9".repeat(40)).unwrap_err().contains("out of range"));
+        assert!(parse_int("x", "1E+2").unwrap_err().contains("not an integer"));
+        for not_dynamodb in [" -12 ", "1_000", "+5", "١٢", ""] {
+            assert!(parse_int("x", not_dynamodb).unwrap_err().contains("not an integer"), "{not_dynamodb:?}");
+        }
+        assert!(parse_int("x", &"9".repeat(39)).unwrap_err().contains("38 significant digits"));
+        let big = format!("1{}", "0".repeat(60));
+        assert!(parse_int("x", &big).unwrap_err().contains("out of range"), "a DynamoDB number beyond i128");
         assert_eq!(parse_int("x", "007").unwrap(), 7, "the fast path agrees with Python int()");
         assert_eq!(parse_int("x", "-0").unwrap(), 0);
         assert_eq!(parse_int("x", &"9".repeat(38)).unwrap(), 10i128.pow(38) - 1);
-        assert_eq!(parse_int("x", &"1".repeat(39)).unwrap(), "1".repeat(39).parse::<i128>().unwrap());
+        assert_eq!(
+            parse_int("x", &format!("-000{}", "1".repeat(38))).unwrap(),
+            -"1".repeat(38).parse::<i128>().unwrap()
+        );
         assert!(parse_int("x", "-").is_err());
     }
 }

@@ -581,54 +581,33 @@ impl Drop for Log<'_> {
     }
 }
 
-/// Append a JSON string literal with the canonical escaping (see module docs).
+/// Append a JSON string literal with the canonical escaping (see module docs):
+/// exactly serde_json's compact escaping, written straight into `out`.
 pub fn write_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0x08 => Some("\\b"),
-            0x0c => Some("\\f"),
-            0..=0x1f => None,
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        match esc {
-            Some(e) => out.push_str(e),
-            None => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(HEX[(b >> 4) as usize] as char);
-                out.push(HEX[(b & 0xf) as usize] as char);
-            }
-        }
-        start = i + 1;
+    // serde_json feeds its writer only whole UTF-8 sequences, and serialising
+    // a `str` cannot fail, so the error branch is never taken.
+    let _ = serde_json::to_writer(StrWriter(out), s);
+}
+
+/// An `io::Write` that appends to a `String` (no intermediate buffer).
+struct StrWriter<'a>(&'a mut String);
+
+impl std::io::Write for StrWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        self.0.push_str(text);
+        Ok(buf.len())
     }
-    out.push_str(&s[start..]);
-    out.push('"');
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Standard base64 with padding.
 pub fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b0 = chunk[0] as u32;
-        let b1 = chunk.get(1).copied().unwrap_or(0) as u32;
-        let b2 = chunk.get(2).copied().unwrap_or(0) as u32;
-        let n = (b0 << 16) | (b1 << 8) | b2;
-        out.push(ALPHABET[(n >> 18) as usize & 63] as char);
-        out.push(ALPHABET[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { ALPHABET[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { ALPHABET[n as usize & 63] as char } else { '=' });
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 fn write_attr_map(out: &mut String, attrs: &[Attribute]) {
@@ -837,6 +816,21 @@ mod tests {
         let mut s = String::new();
         write_json_str(&mut s, "a\"b\\c\n\r\t\u{8}\u{c}\u{1}\u{1f}/é😀\u{7f}");
         assert_eq!(s, "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f/é😀\u{7f}\"");
+
+        // Every character below U+0020, against the rule written out here.
+        for c in (0u8..0x20).map(char::from) {
+            let want = match c {
+                '\u{8}' => "\\b".to_string(),
+                '\t' => "\\t".to_string(),
+                '\n' => "\\n".to_string(),
+                '\u{c}' => "\\f".to_string(),
+                '\r' => "\\r".to_string(),
+                _ => format!("\\u{:04x}", c as u32),
+            };
+            let mut s = String::from("x");
+            write_json_str(&mut s, &c.to_string());
+            assert_eq!(s, format!("x\"{want}\""), "{:#x}", c as u32);
+        }
     }
 
     #[test]
