@@ -269,7 +269,7 @@ fn key_strings(key: &[plan::Attribute]) -> Option<(String, String)> {
 }
 
 /// Re-plan the snapshot writes of `batch` for the observed items only
-/// (ARCHITECTURE §5). Items whose observed watermarks are malformed get no
+/// (docs/architecture.md#exactly-once). Items whose observed watermarks are malformed get no
 /// write; their records are reported invalid with the reason.
 pub fn replan_snapshots(batch: &Batch, observed: &[ObservedItem]) -> Result<Plan, PlanError> {
     let (c, _) = classify(batch)?;

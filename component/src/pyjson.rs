@@ -1,4 +1,4 @@
-//! Python-compatible conversion and serialisation of audit events (SPEC §7.3 and §7.4).
+//! Python-compatible conversion and serialisation of audit events (docs/specification.md#audit-lines).
 //!
 //! The upstream archiver turns DynamoDB stream JSON into plain Python objects and writes them with
 //! `json.dumps(obj, separators=(",", ":"))`, one event per line, into a gzip member. This module
@@ -57,7 +57,7 @@ const UNICODE_DIGIT_ZEROS: [u32; 67] = [
     0x16ac0, 0x16b50, 0x1d7ce, 0x1d7d8, 0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e4f0, 0x1e950, 0x1fbf0,
 ];
 
-/// Convert one DynamoDB AttributeValue in stream JSON form (e.g. {"S":"x"}, {"N":"1.5"}, {"M":{...}}) as SPEC 7.3 describes.
+/// Convert one DynamoDB AttributeValue in stream JSON form (e.g. {"S":"x"}, {"N":"1.5"}, {"M":{...}}) as docs/specification.md#audit-lines describes.
 /// `warnings` receives one human-readable line per notable event (unknown type kept verbatim; unparsable number kept verbatim).
 /// Errors (Err(reason)) only for shapes Python would crash on and that we cannot keep verbatim: AV that is not a JSON object,
 /// M whose value is not an object, L whose value is not an array, N whose value is not a string.
@@ -651,7 +651,7 @@ mod tests {
         PyValue::Str(s.to_string())
     }
 
-    /// SPEC §7.2: the fixed key order, keys only when present, details always.
+    /// docs/specification.md#audit-lines: the fixed key order, keys only when present, details always.
     fn audit_event(old_image: &Value, warnings: &mut Vec<String>) -> PyValue {
         let mut entries = Vec::new();
         for key in ["event_id", "entity_id", "action", "timestamp", "principal", "resource"] {
@@ -667,7 +667,7 @@ mod tests {
         PyValue::Map(entries)
     }
 
-    // ---- SPEC §7.3 conversion table ----
+    // ---- conversion table (docs/specification.md#audit-lines) ----
 
     #[test]
     fn n_examples_from_spec() {
@@ -848,7 +848,7 @@ mod tests {
         }
     }
 
-    // ---- SPEC §7.4 serialisation ----
+    // ---- serialisation (docs/specification.md#audit-lines) ----
 
     #[test]
     fn two_event_example_from_spec() {
