@@ -1,4 +1,4 @@
-//! Audit archival (SPEC §7): deleted audit items become gzip NDJSON objects.
+//! Audit archival (docs/specification.md#archive): deleted audit items become gzip NDJSON objects.
 //!
 //! Kept: the line content and bytes (field order, DynamoDB-JSON conversion,
 //! Python `json.dumps` compact ASCII output, trailing newline), content type and
@@ -66,7 +66,7 @@ fn is_audit_pk(pk: &str) -> bool {
     rest.starts_with("AUDIT#")
 }
 
-/// Extract the audit event of a REMOVE record (SPEC §7.2 with the fixes above).
+/// Extract the audit event of a REMOVE record (docs/specification.md#audit-lines).
 /// `warnings` receive notable conversions for the log.
 pub fn extract(rec: &Record, now_ms: i64, logs: &mut Vec<LogEntry>) -> Extracted {
     let pk = rec.old_image.and_then(|o| get_s(o, "PK")).or_else(|| rec.keys.and_then(|k| get_s(k, "PK"))).unwrap_or("");

@@ -1,5 +1,5 @@
-//! Bucket items: key formats (SPEC §2.1) and the parse of a bucket MODIFY
-//! record (SPEC §2.3), done once per record (W3).
+//! Bucket items: key formats (docs/specification.md#keys) and the parse of a bucket MODIFY
+//! record (docs/specification.md#bucket-records), done once per record (docs/decisions.md#w3).
 //!
 //! Differences from upstream, all in the direction of "report, never lose":
 //! * a record that claims to be a bucket (PK `…/BUCKET#…` or SK `#BUCKET#…`) but
@@ -125,7 +125,7 @@ pub fn split_bucket_pk(rest: &str) -> Option<(&str, &str, &str, i128)> {
     Some((entity, resource, shard_str, shard))
 }
 
-/// Python `int()` of a PK's shard suffix (SPEC §2.3, so `" 2"` and `"-1"` are shards): ASCII
+/// Python `int()` of a PK's shard suffix (docs/specification.md#keys, so `" 2"` and `"-1"` are shards): ASCII
 /// whitespace around an optional sign and ASCII digits. The limiter writes plain digits; `_`
 /// separators and non-ASCII digits, which `int()` would also take, are not read as shards.
 fn parse_shard(s: &str) -> Option<i128> {
@@ -217,7 +217,7 @@ fn read_limits<'t>(
     Ok(slots)
 }
 
-/// Parse a MODIFY record as a bucket item (SPEC §2.3 with the fixes above).
+/// Parse a MODIFY record as a bucket item (docs/specification.md#bucket-records).
 pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
     let new = match rec.new_image {
         Some(n) => n,
@@ -354,7 +354,7 @@ pub fn bucket_pk(ns: &str, entity: &str, resource: &str, shard: impl std::fmt::D
     format!("{ns}/BUCKET#{entity}#{resource}#{shard}")
 }
 
-/// All records of one bucket item in a batch, folded (SPEC §5.1 with W11/W17:
+/// All records of one bucket item in a batch, folded (docs/specification.md#folding-per-bucket-item, W11/W17:
 /// the image with the highest sequence number wins, `tc` deltas add up).
 #[derive(Debug, Clone)]
 pub struct BucketState<'a> {

@@ -1,6 +1,6 @@
 //! Deployment configuration and its validation from environment variables.
 //!
-//! The variables are the Python aggregator's (SPEC §0) plus `MAX_SHARD_COUNT`.
+//! The variables are the Python aggregator's (docs/specification.md#configuration) plus `MAX_SHARD_COUNT`.
 //! Unlike upstream (W18), values are trimmed and validated: a bad value is a
 //! start-up error naming the variable, never a per-record failure later.
 

@@ -1,4 +1,4 @@
-//! Python-compatible conversion and serialisation of audit events (SPEC §7.3 and §7.4).
+//! Python-compatible conversion and serialisation of audit events (docs/specification.md#audit-lines).
 //!
 //! The upstream archiver turns DynamoDB stream JSON into plain Python objects and writes them with
 //! `json.dumps(obj, separators=(",", ":"))`, one event per line, into a gzip member. This module
@@ -42,7 +42,7 @@ pub enum PyValue {
     Map(Vec<(String, PyValue)>),
 }
 
-/// Convert one DynamoDB AttributeValue in stream JSON form (e.g. {"S":"x"}, {"N":"1.5"}, {"M":{...}}) as SPEC 7.3 describes.
+/// Convert one DynamoDB AttributeValue in stream JSON form (e.g. {"S":"x"}, {"N":"1.5"}, {"M":{...}}) as docs/specification.md#audit-lines describes.
 /// `warnings` receives one human-readable line per notable event (unknown type kept verbatim; unparsable number kept verbatim).
 /// Errors (Err(reason)) only for shapes Python would crash on and that we cannot keep verbatim: AV that is not a JSON object,
 /// M whose value is not an object, L whose value is not an array, N whose value is not a string.
@@ -546,7 +546,7 @@ mod tests {
         PyValue::Str(s.to_string())
     }
 
-    /// SPEC §7.2: the fixed key order, keys only when present, details always.
+    /// docs/specification.md#audit-lines: the fixed key order, keys only when present, details always.
     fn audit_event(old_image: &Value, warnings: &mut Vec<String>) -> PyValue {
         let mut entries = Vec::new();
         for key in ["event_id", "entity_id", "action", "timestamp", "principal", "resource"] {
@@ -562,7 +562,7 @@ mod tests {
         PyValue::Map(entries)
     }
 
-    // ---- SPEC §7.3 conversion table ----
+    // ---- conversion table (docs/specification.md#audit-lines) ----
 
     #[test]
     fn n_examples_from_spec() {
@@ -750,7 +750,7 @@ mod tests {
         }
     }
 
-    // ---- SPEC §7.4 serialisation ----
+    // ---- serialisation (docs/specification.md#audit-lines) ----
 
     #[test]
     fn two_event_example_from_spec() {

@@ -1,4 +1,4 @@
-//! Proactive refill (SPEC §5) with integer millitoken math.
+//! Proactive refill (docs/specification.md#refill) with integer millitoken math.
 //!
 //! Kept from upstream: the trigger (a limit whose projected tokens after lazy
 //! refill do not cover the batch's consumption), per-shard division of `cp` and

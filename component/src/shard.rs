@@ -1,5 +1,5 @@
-//! Hot-bucket sharding: proactive doubling (SPEC §6.1) and propagation of a
-//! raised `shard_count` to the other shards (SPEC §6.2).
+//! Hot-bucket sharding: proactive doubling (docs/specification.md#shard-doubling) and propagation of a
+//! raised `shard_count` to the other shards (docs/specification.md#shard-propagation).
 //!
 //! Kept: the trigger (stored `b_wcu_tk / b_wcu_cp < 0.2` on shard 0), the
 //! conditions, the clone semantics and per-shard capacity arithmetic of new
@@ -178,7 +178,7 @@ pub fn plan_propagation(
 }
 
 /// The item of a new shard `t`: shard 0's NewImage with keys, `shard_count` and
-/// per-shard tokens replaced (SPEC §6.2 step 5), in Python dict order.
+/// per-shard tokens replaced (docs/specification.md#shard-propagation), in Python dict order.
 pub fn clone_item(src: &BucketRecord, t: i128, new: i128) -> Vec<Attribute> {
     let empty = serde_json::Map::new();
     let image = src.clone_source.as_deref().unwrap_or(&empty);

@@ -1,9 +1,9 @@
-//! Usage snapshots: consumption deltas (SPEC §3) coalesced into one UpdateItem
+//! Usage snapshots: consumption deltas (docs/specification.md#consumption-deltas) coalesced into one UpdateItem
 //! per snapshot item per batch (W6), with exactly-once watermarks
-//! (ARCHITECTURE §5).
+//! (docs/specification.md#watermarks, docs/architecture.md#exactly-once).
 //!
-//! Item layout is upstream's flat schema (SPEC §4.2), readable by zae-limiter's
-//! snapshot reader (SPEC §9), with these decisions:
+//! Item layout is upstream's flat schema (docs/specification.md#snapshots), readable by zae-limiter's
+//! snapshot reader (docs/specification.md#snapshot-reader), with these decisions:
 //! * W4: hourly items keep `#USAGE#{resource}#{key}`; daily and monthly items are
 //!   `#USAGE#{resource}#{key}#{window}` so the three windows never share an item.
 //! * W5: the window time is the record's `ApproximateCreationDateTime`; `rf` only

@@ -3,8 +3,8 @@
 //! Everything here is pure: no clock, no time-zone database, no allocation beyond the returned
 //! strings. Dates are proleptic Gregorian in UTC.
 //!
-//! * [`window_key`] is the start key of a snapshot window (SPEC 3.3), [`window_end`] its last
-//!   second (SPEC 3.4 / 9).
+//! * [`window_key`] is the start key of a snapshot window (docs/specification.md#windows), [`window_end`] its last
+//!   second (docs/specification.md#windows, #snapshot-reader).
 //! * [`civil_from_days`] / [`days_from_civil`] convert between days since 1970-01-01 and a
 //!   calendar date for any `i64` day count; they never panic.
 //! * [`parse_iso_to_utc_date`] reproduces what `datetime.fromisoformat(s.replace("Z", "+00:00"))`
@@ -196,7 +196,7 @@ impl fmt::Display for WindowError {
 
 impl std::error::Error for WindowError {}
 
-/// SPEC 3.3 window start key for a timestamp in epoch milliseconds, in UTC:
+/// The window start key (docs/specification.md#windows) for a timestamp in epoch milliseconds, in UTC:
 /// hourly `YYYY-MM-DDTHH:00:00Z`, daily `YYYY-MM-DDT00:00:00Z`, monthly `YYYY-MM-01T00:00:00Z`.
 ///
 /// The timestamp is floored to whole seconds first (upstream divides by 1000 as a float; for
@@ -220,14 +220,14 @@ pub fn window_key(window: Window, ts_ms: i64) -> Result<String, WindowError> {
     Ok(format_iso(&start))
 }
 
-/// SPEC 3.4 / 9 window end for a key produced by [`window_key`] (or any strict
+/// The window end (docs/specification.md#windows) for a key produced by [`window_key`] (or any strict
 /// `YYYY-MM-DDTHH:MM:SSZ` string, see [`parse_key`]): hourly gives `HH:59:59` of the key's hour,
 /// daily `23:59:59` of the key's day, monthly the last second of the key's month (February 29 in
 /// leap years; December ends on the 31st of the same year). `None` if the key does not parse.
 ///
 /// For keys that [`window_key`] produces this equals upstream `get_window_end`. For a monthly key
 /// that is not at midnight upstream would keep the key's time of day before subtracting one
-/// second; this function always returns `23:59:59` of the last day, as SPEC 3.4 describes.
+/// second; this function always returns `23:59:59` of the last day, as docs/specification.md#windows describes.
 #[must_use]
 pub fn window_end(window: Window, key: &str) -> Option<String> {
     let start = parse_key(key)?;
@@ -604,9 +604,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// 2024-03-25T10:35:22Z (SPEC 3.3 example).
-    const SPEC_3_3_TS: i64 = 1_711_362_922_000;
-    /// 2024-01-01T14:35:22Z (SPEC 12.1 get_window_key / get_window_end).
+    /// 2024-03-25T10:35:22Z (the example in docs/specification.md#windows).
+    const WINDOWS_EXAMPLE_TS: i64 = 1_711_362_922_000;
+    /// 2024-01-01T14:35:22Z (upstream test_processor.py get_window_key / get_window_end).
     const JAN1_143522: i64 = 1_704_119_722_000;
     /// 2024-01-01T00:00:00Z.
     const JAN1_MIDNIGHT: i64 = 1_704_067_200_000;
@@ -636,7 +636,7 @@ mod tests {
         assert_eq!(Window::Hourly.name(), "hourly");
         assert_eq!(Window::Daily.name(), "daily");
         assert_eq!(Window::Monthly.name(), "monthly");
-        // SPEC 12.1: "weekly" is an unknown window type.
+        // Upstream test_processor.py: "weekly" is an unknown window type.
         for bad in ["weekly", "Hourly", "DAILY", " daily", "monthly ", "", "hour"] {
             assert_eq!(Window::parse(bad), None, "{bad:?}");
         }
@@ -644,9 +644,9 @@ mod tests {
 
     #[test]
     fn spec_3_3_examples() {
-        assert_eq!(key(Window::Hourly, SPEC_3_3_TS), "2024-03-25T10:00:00Z");
-        assert_eq!(key(Window::Daily, SPEC_3_3_TS), "2024-03-25T00:00:00Z");
-        assert_eq!(key(Window::Monthly, SPEC_3_3_TS), "2024-03-01T00:00:00Z");
+        assert_eq!(key(Window::Hourly, WINDOWS_EXAMPLE_TS), "2024-03-25T10:00:00Z");
+        assert_eq!(key(Window::Daily, WINDOWS_EXAMPLE_TS), "2024-03-25T00:00:00Z");
+        assert_eq!(key(Window::Monthly, WINDOWS_EXAMPLE_TS), "2024-03-01T00:00:00Z");
     }
 
     #[test]
@@ -662,7 +662,7 @@ mod tests {
     fn spec_12_1_get_window_key() {
         assert_eq!(key(Window::Hourly, JAN1_143522), "2024-01-01T14:00:00Z");
         assert_eq!(key(Window::Daily, JAN1_143522), "2024-01-01T00:00:00Z");
-        assert_eq!(key(Window::Monthly, SPEC_3_3_TS), "2024-03-01T00:00:00Z");
+        assert_eq!(key(Window::Monthly, WINDOWS_EXAMPLE_TS), "2024-03-01T00:00:00Z");
         // Midnight: hourly, daily (and, on day 1, monthly) give the same string (W4).
         assert_eq!(key(Window::Hourly, JAN1_MIDNIGHT), "2024-01-01T00:00:00Z");
         assert_eq!(key(Window::Daily, JAN1_MIDNIGHT), "2024-01-01T00:00:00Z");
@@ -797,9 +797,9 @@ mod tests {
         assert_eq!(days_from_civil(2024, 3, 0), days_from_civil(2024, 2, 29));
         assert_eq!(days_from_civil(2024, 25, 1), days_from_civil(2026, 1, 1));
         let dt = DateTime { year: 2024, month: 3, day: 25, hour: 10, minute: 35, second: 22 };
-        assert_eq!(to_epoch_seconds(&dt), SPEC_3_3_TS / 1000);
-        assert_eq!(from_epoch_ms(SPEC_3_3_TS), dt);
-        assert_eq!(from_epoch_ms(SPEC_3_3_TS + 999), dt);
+        assert_eq!(to_epoch_seconds(&dt), WINDOWS_EXAMPLE_TS / 1000);
+        assert_eq!(from_epoch_ms(WINDOWS_EXAMPLE_TS), dt);
+        assert_eq!(from_epoch_ms(WINDOWS_EXAMPLE_TS + 999), dt);
     }
 
     #[test]
@@ -1020,7 +1020,7 @@ mod tests {
 
     #[test]
     fn parse_iso_accepts_window_keys() {
-        for ts in [SPEC_3_3_TS, JAN1_MIDNIGHT, -1, YEAR1_START_MS] {
+        for ts in [WINDOWS_EXAMPLE_TS, JAN1_MIDNIGHT, -1, YEAR1_START_MS] {
             for w in Window::ALL {
                 let k = key(w, ts);
                 let dt = parse_key(&k).expect("key parses");

@@ -1,11 +1,11 @@
-//! SPEC §12 (the upstream test inventory) and §13 (golden vectors) as tests
-//! against the planner's public API.
+//! The behaviours zae-limiter 0.13.0's own aggregator tests pin, and the worked examples, as tests
+//! against the planner's public API (docs/testing.md#upstream-pinned-behaviours).
 //!
-//! One test per SPEC bullet, or per small group of closely related bullets,
-//! grouped by SPEC subsection. Where ARCHITECTURE §4 fixes an upstream
+//! One test per pinned behaviour, or per small group of closely related ones,
+//! grouped by upstream test module and function. Where docs/decisions.md fixes an upstream
 //! behaviour, the test asserts ours and names the fix (`W…`).
 //!
-//! The planner plans writes; it does not execute them. So §12.4/§12.5 (which
+//! The planner plans writes; it does not execute them. So the integration tests (which
 //! upstream runs against LocalStack) are checked by applying the planned
 //! writes to a small in-memory model of a DynamoDB table ([`Table`]), which
 //! evaluates the condition and update expressions the way DynamoDB does for
@@ -13,29 +13,29 @@
 //!
 //! Bullets that belong to the host (they are about executing writes, AWS
 //! errors, or how logs and the Lambda response are rendered), not tested here:
-//! * §12.1 process_stream_records "An update_item exception gives one `Error
+//! * test_processor.py process_stream_records "An update_item exception gives one `Error
 //!   updating snapshot` error", and Logging integration "A snapshot failure
 //!   produces exactly one WARNING": a write can only fail when the host runs it.
-//! * §12.1 try_refill_bucket "A ValidationException is re-raised", and Refill
+//! * test_processor.py try_refill_bucket "A ValidationException is re-raised", and Refill
 //!   inside process_stream_records "A failing conditional update_item produces
 //!   an `Error refilling bucket` error": AWS error handling is the executor's.
 //!   The planner's share (placeholders only, W9; condition failures marked
 //!   `ignore`) is tested below.
-//! * §12.1 propagate_shard_count "All conditional failures: 0" and "A put that
+//! * test_processor.py propagate_shard_count "All conditional failures: 0" and "A put that
 //!   fails its condition counts 0": counting executed outcomes; the planner's
 //!   share (`on_condition_failure = ignore`) is tested.
-//! * §12.1 StructuredLogger (timestamp, logger name, `exception` tracebacks),
+//! * test_processor.py StructuredLogger (timestamp, logger name, `exception` tracebacks),
 //!   the `processing_time_ms` of "Batch processing completed", and the `": "`
 //!   log spacing pinned by the "High shard count" test: the planner returns
 //!   `(level, message, fields)` entries and has no clock; the host renders lines.
-//! * §12.2 statusCode 200 and the response body, `boto3.client("s3")` being
+//! * test_handler.py statusCode 200 and the response body, `boto3.client("s3")` being
 //!   built once, the request id handed to the archiver, and the error-list
-//!   concatenation: the host builds the Lambda response (ARCHITECTURE W2 makes it
+//!   concatenation: the host builds the Lambda response (docs/decisions.md#w2 makes it
 //!   `batchItemFailures`). The planner-side inputs (counters, outcomes, config)
 //!   are tested.
-//! * §12.3 archive_audit_events "An S3 exception: archived 1, objects 0, one
+//! * test_archiver.py archive_audit_events "An S3 exception: archived 1, objects 0, one
 //!   error": executing PutObject.
-//! * §12.6 E2E (stack deployment, TTL sweeps, stack outputs): deployment; only
+//! * test_audit_archival.py E2E (stack deployment, TTL sweeps, stack outputs): deployment; only
 //!   the planner part (a namespaced audit delete is archived, W15) is tested.
 
 use std::collections::BTreeMap;
@@ -219,7 +219,7 @@ impl Bucket {
     }
 }
 
-/// A deleted audit item's image (SPEC §7.1).
+/// A deleted audit item's image (docs/specification.md#keys).
 fn audit_image(ns: &str, entity: &str, id: &str, ts: &str) -> Value {
     let pk = if ns.is_empty() { format!("AUDIT#{entity}") } else { format!("{ns}/AUDIT#{entity}") };
     json!({
@@ -609,7 +609,7 @@ fn convert(av: Value) -> (PyValue, String, Vec<String>) {
 }
 
 // ---------------------------------------------------------------------------
-// A small model of a DynamoDB table, for §12.4 / §12.5
+// A small model of a DynamoDB table, for the integration tests (test_update_snapshot.py / test_bucket_refill.py)
 // ---------------------------------------------------------------------------
 
 type Item = Map<String, Value>;
@@ -741,7 +741,7 @@ impl Table {
 }
 
 // ===========================================================================
-// SPEC 12.1 Dataclasses
+// Upstream test_processor.py: Dataclasses
 // ===========================================================================
 
 #[test]
@@ -779,7 +779,7 @@ fn process_result_fields_are_plan_counters_and_outcomes() {
 }
 
 // ===========================================================================
-// SPEC 12.1 extract_deltas
+// Upstream test_processor.py: extract_deltas
 // ===========================================================================
 
 #[test]
@@ -927,7 +927,7 @@ fn extract_timestamp_from_approximate_creation_time_w5() {
 }
 
 // ===========================================================================
-// SPEC 12.1 get_window_key
+// Upstream test_processor.py: get_window_key
 // ===========================================================================
 
 #[test]
@@ -971,7 +971,7 @@ fn window_key_december_31() {
 }
 
 // ===========================================================================
-// SPEC 12.1 get_window_end
+// Upstream test_processor.py: get_window_end
 // ===========================================================================
 
 #[test]
@@ -1002,7 +1002,7 @@ fn window_end_unknown_window_cannot_occur_w18() {
 }
 
 // ===========================================================================
-// SPEC 12.1 calculate_snapshot_ttl
+// Upstream test_processor.py: calculate_snapshot_ttl
 // ===========================================================================
 
 fn ttl_with_days(days: u32) -> i128 {
@@ -1028,7 +1028,7 @@ fn snapshot_ttl_days_differ_by_whole_days() {
 }
 
 // ===========================================================================
-// SPEC 12.1 update_snapshot
+// Upstream test_processor.py: update_snapshot
 // ===========================================================================
 
 /// The snapshot write for one `tpm` delta of `entity-1` on `gpt-4` at 14:35:22.
@@ -1114,7 +1114,7 @@ fn update_snapshot_names() {
 }
 
 // ===========================================================================
-// SPEC 12.1 process_stream_records
+// Upstream test_processor.py: process_stream_records
 // ===========================================================================
 
 #[test]
@@ -1192,7 +1192,7 @@ fn process_mixed_batch_gives_one_snapshot_and_no_errors() {
 }
 
 // ===========================================================================
-// SPEC 12.1 StructuredLogger (planner part; rendering is the host's)
+// Upstream test_processor.py: StructuredLogger (planner part; rendering is the host's)
 // ===========================================================================
 
 #[test]
@@ -1215,7 +1215,7 @@ fn structured_log_entries_have_level_message_and_json_fields() {
 }
 
 // ===========================================================================
-// SPEC 12.1 Logging integration
+// Upstream test_processor.py: Logging integration
 // ===========================================================================
 
 #[test]
@@ -1246,7 +1246,7 @@ fn logs_one_debug_per_planned_snapshot() {
 }
 
 // ===========================================================================
-// SPEC 12.1 aggregate_bucket_states
+// Upstream test_processor.py: aggregate_bucket_states
 // ===========================================================================
 
 #[test]
@@ -1338,10 +1338,10 @@ fn aggregate_limit_without_tc_gives_state_without_limits() {
 }
 
 // ===========================================================================
-// SPEC 12.1 try_refill_bucket
+// Upstream test_processor.py: try_refill_bucket
 // ===========================================================================
 
-/// SPEC §5.3's worked example on `ns/BUCKET#entity-1#gpt-4#0`: rf 5 s before now,
+/// The refill example of docs/specification.md#worked-examples on `ns/BUCKET#entity-1#gpt-4#0`: rf 5 s before now,
 /// tpm tc 0→20M, tk 5M, cp = ra = 100M per 60 s.
 fn depleted() -> Bucket {
     Bucket::new_format("ns", "entity-1", "gpt-4", 0).rf(NOW - 5_000).limit(
@@ -1467,7 +1467,7 @@ fn refill_moving_rf_credits_limits_without_consumption_counter_w10() {
 }
 
 // ===========================================================================
-// SPEC 12.1 Refill inside process_stream_records
+// Upstream test_processor.py: Refill inside process_stream_records
 // ===========================================================================
 
 #[test]
@@ -1483,7 +1483,7 @@ fn process_refill_counted_at_mocked_time() {
 }
 
 // ===========================================================================
-// SPEC 12.1 Namespaces
+// Upstream test_processor.py: Namespaces
 // ===========================================================================
 
 #[test]
@@ -1562,7 +1562,7 @@ fn pre_migration_records_skipped_by_every_stage() {
 }
 
 // ===========================================================================
-// SPEC 12.1 New PK parsing
+// Upstream test_processor.py: New PK parsing
 // ===========================================================================
 
 #[test]
@@ -1633,7 +1633,7 @@ fn old_format_state_refills_its_own_item_w20() {
 }
 
 // ===========================================================================
-// SPEC 12.1 try_proactive_shard
+// Upstream test_processor.py: try_proactive_shard
 // ===========================================================================
 
 /// A bucket shard whose stored wcu balance is `tk` of capacity `cp`; rf = now, so no refill.
@@ -1726,7 +1726,7 @@ fn shard_bump_at_10_percent() {
 }
 
 // ===========================================================================
-// SPEC 12.1 propagate_shard_count
+// Upstream test_processor.py: propagate_shard_count
 // ===========================================================================
 
 /// Shard 0 of `ns/BUCKET#u1#gpt-4#…` raising shard_count from `old` to `new`.
@@ -1859,7 +1859,7 @@ fn propagate_one_to_two_put_values() {
 }
 
 // ===========================================================================
-// SPEC 12.2 test_handler (planner side: counters, outcomes, Config::from_env)
+// Upstream test_handler.py (planner side: counters, outcomes, Config::from_env)
 // ===========================================================================
 
 #[test]
@@ -1915,7 +1915,7 @@ fn handler_archival_without_bucket_is_a_config_error_w18() {
 }
 
 // ===========================================================================
-// SPEC 12.3 extract_audit_event
+// Upstream test_archiver.py: extract_audit_event
 // ===========================================================================
 
 #[test]
@@ -1983,7 +1983,7 @@ fn audit_null_principal_and_resource() {
 }
 
 // ===========================================================================
-// SPEC 12.3 Converting values
+// Upstream test_archiver.py: Converting values
 // ===========================================================================
 
 #[test]
@@ -2027,7 +2027,7 @@ fn convert_unknown_type_unchanged() {
 }
 
 // ===========================================================================
-// SPEC 12.3 create_jsonl_gzip
+// Upstream test_archiver.py: create_jsonl_gzip
 // ===========================================================================
 
 fn same_day_events(count: u64) -> Vec<Value> {
@@ -2066,7 +2066,7 @@ fn jsonl_is_compact() {
 }
 
 // ===========================================================================
-// SPEC 12.3 Partition (W13: the UTC day)
+// Upstream test_archiver.py: Partition (W13: the UTC day)
 // ===========================================================================
 
 fn partition_of(ts: &str, approx_s: Option<i64>) -> String {
@@ -2110,7 +2110,7 @@ fn partition_empty_timestamp_falls_back() {
 }
 
 // ===========================================================================
-// SPEC 12.3 Object key (W14: from stream positions, not the request id)
+// Upstream test_archiver.py: Object key (W14: from stream positions, not the request id)
 // ===========================================================================
 
 #[test]
@@ -2148,7 +2148,7 @@ fn object_key_has_no_plus() {
 }
 
 // ===========================================================================
-// SPEC 12.3 archive_audit_events
+// Upstream test_archiver.py: archive_audit_events
 // ===========================================================================
 
 #[test]
@@ -2251,7 +2251,7 @@ fn archive_unconvertible_event_is_invalid_and_others_archived() {
 }
 
 // ===========================================================================
-// SPEC 12.4 Integration: the snapshot item the writes produce
+// Upstream test_update_snapshot.py (integration): the snapshot item the writes produce
 // ===========================================================================
 
 /// A `gpt-4` bucket shard 0 of `user-1` at 2024-01-15T14:30:00Z.
@@ -2276,7 +2276,7 @@ fn integration_first_write_creates_flat_item() {
     assert_eq!(item["total_events"], n(1));
     assert_eq!(item["GSI2PK"], s("default/RESOURCE#gpt-4"));
     assert!(item["ttl"].get("N").is_some());
-    // SPEC §9: besides ttl and total_events, every N attribute is a counter.
+    // docs/specification.md#snapshot-reader: besides ttl and total_events, every N attribute is a counter.
     let numbers: Vec<&str> = item.iter().filter(|(_, v)| v.get("N").is_some()).map(|(k, _)| k.as_str()).collect();
     assert_eq!(numbers, ["ttl", "tpm", "total_events"]);
 }
@@ -2331,7 +2331,7 @@ fn integration_daily_write_has_its_own_item_w4() {
 }
 
 // ===========================================================================
-// SPEC 12.5 Integration: the bucket after a refill
+// Upstream test_bucket_refill.py (integration): the bucket after a refill
 // ===========================================================================
 
 const BUCKET_PK: &str = "ns/BUCKET#entity-1#gpt-4#0";
@@ -2433,7 +2433,7 @@ fn integration_pipeline_aggregate_then_refill() {
 }
 
 // ===========================================================================
-// SPEC 12.6 E2E (planner part only; deployment is the host's)
+// Upstream test_audit_archival.py (E2E) (planner part only; deployment is the host's)
 // ===========================================================================
 
 #[test]
@@ -2445,7 +2445,7 @@ fn e2e_namespaced_audit_delete_is_archived_w15() {
 }
 
 // ===========================================================================
-// SPEC 13 Golden vectors
+// Worked examples (docs/specification.md#worked-examples)
 // ===========================================================================
 
 #[test]
@@ -2542,7 +2542,7 @@ fn golden_4_archive_key_w13_w14() {
 
 #[test]
 fn golden_5_floor_division_and_float_formatting() {
-    // §3.5: per delta, floor to tokens.
+    // docs/specification.md#consumption-deltas: per delta, floor to tokens.
     for (milli, tokens) in [(5_000_000, 5000), (999, 0), (-1, -1), (-1500, -2), (-2_000_000, -2000)] {
         assert_eq!(snapshot::floor_div(milli, 1000), tokens, "{milli}");
         let rec = Bucket::new_format("ns", "u1", "gpt-4", 0).rf(JAN1).tc("tpm", 10_000_000, 10_000_000 + milli as i64);
@@ -2554,7 +2554,7 @@ fn golden_5_floor_division_and_float_formatting() {
     for (a, b, q) in [(-1500, 1000, -2), (-1, 1000, -1), (999, 1000, 0), (7, -2, -4)] {
         assert_eq!(refill::floor_div(a, b), Some(q), "{a} // {b}");
     }
-    // §7.4: Python float repr.
+    // docs/specification.md#audit-lines: Python float repr.
     for (f, text) in [
         (100.0, "100.0"),
         (1.5, "1.5"),
@@ -2568,7 +2568,7 @@ fn golden_5_floor_division_and_float_formatting() {
         pyjson::write_python_float(&mut out, f);
         assert_eq!(out, text);
     }
-    // §7.4: ensure_ascii escaping.
+    // docs/specification.md#audit-lines: ensure_ascii escaping.
     let mut out = String::new();
     pyjson::write_json_string(&mut out, "é😀\"/");
     assert_eq!(out, r#""\u00e9\ud83d\ude00\"/""#);

@@ -9,7 +9,7 @@
 //!   touches, or the zae-limiter table in `tests/local/fixture.json`), and the
 //!   whole table and every archive object afterwards must equal the file.
 //!   `ZAE_BLESS=1` rewrites the files (review the diff: they are checked
-//!   against the Python aggregator by the oracle comparison in the README);
+//!   against the Python aggregator by the parity run, docs/differences.md);
 //! * **behaviours**, asserted directly: old- and new-format buckets, refill
 //!   lock won and lost, shard doubling and propagation, archive objects and
 //!   their NDJSON, malformed records reported while the rest lands.

@@ -1,4 +1,4 @@
-//! Exactly-once under single faults (ARCHITECTURE §5, SPEC W1, W2, W14, W16,
+//! Exactly-once under single faults (docs/delivery-guarantees.md; docs/decisions.md W1, W2, W14, W16,
 //! W17): deterministic tests that inject one fault at a time at every step of
 //! a batch, through a fault-injecting proxy between the real aggregator and a
 //! real moto server, deliver the stream the way Lambda's event source mapping
@@ -791,7 +791,7 @@ async fn without_the_watermark_guard_the_same_history_double_counts() {
 
 #[test]
 fn the_ground_truth_follows_the_documented_rules() {
-    // SPEC §13 golden vector 1 (window from ApproximateCreationDateTime: W5).
+    // Worked example 1 of docs/specification.md#worked-examples (window from ApproximateCreationDateTime: W5).
     let rec = serde_json::json!({
         "eventName": "MODIFY",
         "dynamodb": {
@@ -824,7 +824,7 @@ fn the_ground_truth_follows_the_documented_rules() {
     assert_eq!(hourly.total_events, 2, "one per changed non-wcu limit (W7)");
     assert_eq!(hourly.watermarks["wm#0"], format!("{:0>40}", "100"));
     assert_eq!(truth::civil(1_709_164_800_000), (2024, 2, 29, 0));
-    // The reader (SPEC §9) counts every number except the metadata.
+    // The reader (docs/specification.md#snapshot-reader) counts every number except the metadata.
     let item = serde_json::json!({"PK": {"S": "p"}, "SK": {"S": "s"}, "entity_id": {"S": "u"},
         "resource": {"S": "r"}, "window": {"S": "hourly"}, "window_start": {"S": "w"},
         "total_events": {"N": "3"}, "ttl": {"N": "9"}, "tpm": {"N": "5"}, "wm#0": {"S": "0001"},

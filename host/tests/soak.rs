@@ -1,4 +1,4 @@
-//! Randomized soak of the exactly-once property (ARCHITECTURE §5): seeded
+//! Randomized soak of the exactly-once property (docs/delivery-guarantees.md): seeded
 //! delivery histories with mixed faults, each compared with the ground truth
 //! computed from its stream.
 //!
@@ -161,7 +161,7 @@ async fn soak() {
     ));
     out.push_str(&format!(
         "  refills applied twice: {}; bucket item mismatches: {}; unexpected snapshot items: {}; \
-         watermark mismatches: {}; reader mismatches (SPEC §9 view, entity and GSI2 queries): {}\n",
+         watermark mismatches: {}; reader mismatches (reader view, entity and GSI2 queries): {}\n",
         verdict.refills_applied_twice,
         verdict.bucket_mismatches,
         verdict.unexpected_items,

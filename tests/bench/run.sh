@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks of zae-aggregator next to zae-limiter 0.13.0's Python aggregator (BENCHMARKS.md).
+# Benchmarks of zae-aggregator next to zae-limiter 0.13.0's Python aggregator (docs/benchmarks.md).
 #
 #   bash tests/bench/run.sh                 # everything: ~1 h on 2 cores (the Python aggregator's
 #                                           # 10,000-record batch alone takes ~10 min per repetition)

@@ -32,7 +32,7 @@ What it does, all on 127.0.0.1:
   with the Python hooks / our summary line. The moto server's CPU time (from /proc) over each
   run is recorded too. After the first repetition the final table is dumped and the usage
   counters compared: per (entity PK, resource, counter) the sum over all snapshot items must be
-  equal for both ("same final counters"; the items differ by design, README W4/W5).
+  equal for both ("same final counters"; the items differ by design, docs/decisions.md W4/W5).
 * the Python logic's planning CPU, no I/O (the oracle's bench.bench_cpu: extract_deltas +
   aggregate_bucket_states + window keys + audit extraction + gzip, per record) for every size;
 * cold start: `zae-aggregator lambda` against a stand-in Lambda Runtime API: spawn -> first
@@ -667,7 +667,7 @@ def svg_chart(res: dict) -> str:
         note = ", ".join(f"{k}={v}" for k, v in env.items())
         out.append(
             f'<text x="10" y="{H + 50}" font-size="10" fill="#666">* {int(starred[0]):,} records: run with {note}; '
-            "the default memory cap fails (BENCHMARKS.md)</text>"
+            "the default memory cap fails (docs/benchmarks.md)</text>"
         )
     out.append("</svg>")
     return "\n".join(out) + "\n"

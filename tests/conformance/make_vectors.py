@@ -147,11 +147,11 @@ def vector(name, description, records=None, config=None, now=NOW, raw_event=None
 
 
 def build():
-    # --- SPEC golden vectors ------------------------------------------------------------------
-    vector("golden-1-spec13", "SPEC 13 vector 1: snapshot keys from rf (no ApproximateCreationDateTime), "
+    # --- worked examples (docs/specification.md#worked-examples) -----------------------------------
+    vector("golden-1-spec13", "Worked example 1: snapshot keys from rf (no ApproximateCreationDateTime), "
            "refill of tpm 8333333 plus wcu's accrued refill (W10), guarded (W19), shard doubling 1->2",
            [bucket(P0, [TPM, WCU_LOW])])
-    vector("golden-2-midnight-w4", "SPEC 13 vector 2 with W4 fixed: at 00:30 the hourly and daily items differ",
+    vector("golden-2-midnight-w4", "Worked example 2 with W4 fixed: at 00:30 the hourly and daily items differ",
            [bucket(P0, [TPM, WCU_OK], rf=1704069000000)], now=1704069005000)
     vector("window-monthly", "hourly,daily,monthly: three distinct items per delta (W4)",
            [bucket(P0, [TPM, WCU_OK], approx=1709289322)], config={"windows": ["hourly", "daily", "monthly"]},

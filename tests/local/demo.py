@@ -39,7 +39,7 @@ DEFAULT_VECTOR = ROOT / "tests" / "conformance" / "real-batch-1000"
 REGION = "us-east-1"
 TABLE = "zae-limiter"
 BUCKET = "zae-limiter-audit-archive"
-# The attributes zae-limiter's snapshot reader does not count (SPEC §9).
+# The attributes zae-limiter's snapshot reader does not count (docs/specification.md#snapshot-reader).
 SNAPSHOT_METADATA = {
     "PK", "SK", "entity_id", "resource", "window", "window_start", "total_events",
     "GSI2PK", "GSI2SK", "GSI4PK", "GSI4SK", "ttl",
@@ -127,7 +127,7 @@ WINDOW_ORDER = {"hourly": 0, "daily": 1, "monthly": 2}
 
 
 def snapshot_rows(items: dict) -> list[list[str]]:
-    """One row per snapshot item, as zae-limiter's reader sees it (SPEC §9)."""
+    """One row per snapshot item, as zae-limiter's reader sees it (docs/specification.md#snapshot-reader)."""
     rows = []
     for (pk, sk), it in items.items():
         if not sk.startswith("#USAGE#"):

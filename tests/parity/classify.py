@@ -6,7 +6,7 @@
 A DUMP_DIR holds `<event>.upstream.json` / `<event>.candidate.json` pairs written by the
 oracle's `compare.py` (zae-limiter 0.13.0's aggregator vs `zae-aggregator invoke`, same events,
 same seeded table, same clock). Each difference is assigned to one of the deliberate changes the
-README lists (W1, W3, W4, W5, W6, W10, W11, W13/W14, W15 ...) by a rule that checks what that
+docs/decisions.md lists (W1, W3, W4, W5, W6, W10, W11, W13/W14, W15 ...) by a rule that checks what that
 change predicts, not by its text; anything no rule explains is printed as UNEXPLAINED and makes
 the exit code 1.
 

@@ -1,7 +1,7 @@
 //! A DynamoDB-stream → Lambda delivery simulator: plays a stream the way an
 //! event source mapping does, through the fault proxy, against moto.
 //!
-//! What it reproduces (ARCHITECTURE §5, SPEC §0, W1/W2/W16/W17):
+//! What it reproduces (docs/architecture.md#exactly-once, docs/delivery-guarantees.md; W1/W2/W16/W17):
 //!
 //! * batches of random size, in sequence order per lane;
 //! * `ParallelizationFactor` > 1: records are split over lanes by partition
@@ -804,7 +804,7 @@ async fn query_keys(
     }
 }
 
-/// zae-limiter's two access paths (SPEC §9): by entity (`PK`, `begins_with(SK,
+/// zae-limiter's two access paths (docs/specification.md#snapshot-reader): by entity (`PK`, `begins_with(SK,
 /// "#USAGE#")`) and by resource (GSI2, `begins_with(GSI2SK, "USAGE#")`) must
 /// each find exactly the truth's items.
 pub async fn reader_queries(moto: &Moto, table: &str, truth: &Truth, v: &mut Verdict) {

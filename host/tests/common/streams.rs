@@ -1,5 +1,5 @@
 //! Stream records for the exactly-once tests: generated from a seed, or
-//! contiguous slices of the real vectors in `../shared/oracle/vectors/1/`
+//! contiguous slices of the oracle's recorded seed-1 vectors, read at run time
 //! (the Python library's own traffic), plus the table start state they imply.
 //!
 //! Generated streams exercise everything a batch can write: consumption and

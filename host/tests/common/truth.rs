@@ -1,8 +1,8 @@
 //! Ground truth, computed from the stream records alone (never by the
 //! planner), and the comparison of a table and an archive bucket against it.
 //!
-//! The rules are the documented ones (SPEC §2–§4, §7 and the README's
-//! "Items written" and "Differences" tables), written out again here:
+//! The rules are the documented ones (docs/specification.md: keys, bucket records, deltas, snapshots, archive; and
+//! docs/differences.md), written out again here:
 //!
 //! * only `MODIFY` records of bucket items count: new format
 //!   `{ns}/BUCKET#{entity}#{resource}#{shard}`, or old format
@@ -21,7 +21,7 @@
 //!   `event_id` (or the id in its sort key).
 //!
 //! The comparison reads the table the way zae-limiter's snapshot reader does
-//! (SPEC §9): counters are every number attribute except the listed
+//! (docs/specification.md#snapshot-reader): counters are every number attribute except the listed
 //! metadata, so a bookkeeping attribute stored as a number would show up as
 //! an unexpected counter.
 
@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 
 use super::fault_proxy::Logged;
 
-/// Attribute names a limit counter may not take (README, W9).
+/// Attribute names a limit counter may not take (docs/decisions.md#w9).
 pub const RESERVED: [&str; 12] = [
     "PK",
     "SK",
@@ -47,7 +47,7 @@ pub const RESERVED: [&str; 12] = [
     "ttl",
 ];
 
-/// What zae-limiter's reader does not count as a counter (SPEC §9).
+/// What zae-limiter's reader does not count as a counter (docs/specification.md#snapshot-reader).
 pub const READER_METADATA: [&str; 10] =
     ["PK", "SK", "entity_id", "resource", "window", "window_start", "total_events", "GSI2PK", "GSI2SK", "ttl"];
 
@@ -147,8 +147,8 @@ fn window_key(window: &str, ms: i64) -> (String, String) {
     }
 }
 
-/// Whether every number the aggregator validates parses (README
-/// "Differences": `b_*`, `rf` and `shard_count` are checked up front).
+/// Whether every number the aggregator validates parses (docs/decisions.md#w3:
+/// `b_*`, `rf` and `shard_count` are checked up front).
 fn numbers_ok(new: &Value, old: Option<&Value>) -> bool {
     for img in [Some(new), old].into_iter().flatten() {
         let Some(m) = img.as_object() else { continue };
@@ -307,7 +307,7 @@ fn modify(t: &mut Truth, d: &Value, windows: &[&str]) {
 // ---------------------------------------------------------------------------
 // Reading the table like zae-limiter does
 
-/// A snapshot as zae-limiter's `get_usage_snapshots` returns it (SPEC §9).
+/// A snapshot as zae-limiter's `get_usage_snapshots` returns it (docs/specification.md#snapshot-reader).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReaderSnapshot {
     /// `entity_id`.
