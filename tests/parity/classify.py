@@ -400,12 +400,7 @@ def ours_buckets(buckets, start, now_ms) -> BucketModel:
             m.update((base + str(t), latest.sk), "propagate",
                      lambda it, new=new: "shard_count" in it and n(it, "shard_count") < new, {"shard_count": N(new)})
         for t in range(max(first_old, 1), limit):
-            if (base + str(t), latest.sk) in m.items:
-                m.update((base + str(t), latest.sk), "propagate",
-                         lambda it, new=new: "shard_count" in it and n(it, "shard_count") < new,
-                         {"shard_count": N(new)})
-            else:
-                m.put((base + str(t), latest.sk), "clone", clone(latest, t, new))
+            m.put((base + str(t), latest.sk), "clone", clone(latest, t, new))  # attribute_not_exists(PK)
     return m
 
 
