@@ -9,13 +9,18 @@
 # id (the oracle's compare.py, against one moto server on 127.0.0.1), for the
 # seed-1 stream with SNAPSHOT_WINDOWS hourly,daily and hourly,daily,monthly;
 # then tests/parity/classify.py assigns every difference to a documented
-# change and fails on any it cannot explain. Dumps: target/parity/<windows>/.
+# change, checking that both sides hold exactly the value the change predicts,
+# and fails on any it cannot explain. Its self-test (wrong values that must come
+# out UNEXPLAINED) runs first. Dumps: target/parity/<windows>/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$(pwd)
 oracle="$root/../shared/oracle"
 [ -d "$oracle" ] || { echo "parity: $oracle not found (the shared oracle must sit beside the repository)" >&2; exit 2; }
 export ORACLE_SCRATCH="${ORACLE_SCRATCH:-$root/target/oracle-scratch}"
+
+echo "== classify.py self-test" >&2
+python3 tests/parity/classify.py --self-test >&2
 
 echo "== oracle venv (zae-limiter 0.13.0 from PyPI) in $ORACLE_SCRATCH" >&2
 bash "$oracle/setup.sh" >&2
@@ -43,5 +48,5 @@ done
 cd "$root"
 for windows in hourly,daily hourly,daily,monthly; do
     echo "== differences, SNAPSHOT_WINDOWS=$windows"
-    python3 tests/parity/classify.py "target/parity/$windows"
+    python3 tests/parity/classify.py --vectors "$oracle/vectors/1" "target/parity/$windows"
 done
