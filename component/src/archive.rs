@@ -212,20 +212,33 @@ pub fn plan(
             .s("key", &key)
             .n("events_count", evs.len())
             .n("size_bytes", body.len());
+        let (mut applied, mut failed) = (Vec::new(), Vec::new());
+        Log::new(&mut applied, LogLevel::Info, "S3 object created")
+            .s("bucket", bucket)
+            .s("key", &key)
+            .n("events_count", evs.len())
+            .n("size_bytes", body.len());
+        Log::new(&mut failed, LogLevel::Error, "Error writing to S3").s("bucket", bucket).s("key", &key);
         counters.archive_objects += 1;
         counters.archived_events += evs.len() as u32;
-        writes.push(Write::new(
-            Purpose::Archive,
-            Operation::PutObject(PutObject {
-                bucket: bucket.to_string(),
-                key,
-                body,
-                content_type: CONTENT_TYPE.into(),
-                content_encoding: CONTENT_ENCODING.into(),
+        writes.push(
+            Write::new(
+                Purpose::Archive,
+                Operation::PutObject(PutObject {
+                    bucket: bucket.to_string(),
+                    key,
+                    body,
+                    content_type: CONTENT_TYPE.into(),
+                    content_encoding: CONTENT_ENCODING.into(),
+                }),
+                OnConditionFailure::Ignore,
+                evs.iter().map(|e| e.index).collect(),
+            )
+            .with_logs(|a, f| {
+                *a = applied;
+                *f = failed;
             }),
-            OnConditionFailure::Ignore,
-            evs.iter().map(|e| e.index).collect(),
-        ));
+        );
     }
 }
 

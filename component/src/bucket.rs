@@ -85,6 +85,10 @@ pub struct BucketRecord<'a> {
     /// new-format shard 0 (see [`BucketRecord::raises_shard_count`]): new
     /// shard items are cloned from it.
     pub clone_source: Option<Box<Map<String, Value>>>,
+    /// The NewImage has no `entity_id`: the record is read for shard
+    /// propagation only (which needs just the key and `shard_count`, as
+    /// upstream's does); no usage, refill or doubling comes from it.
+    pub propagation_only: bool,
 }
 
 impl BucketRecord<'_> {
@@ -217,6 +221,10 @@ fn read_limits<'t>(
     Ok(slots)
 }
 
+/// Why a bucket record without `entity_id` is skipped: upstream skips it for
+/// usage, refill and doubling (silently); only shard propagation reads it.
+pub const NO_ENTITY_ID: &str = "bucket item has no entity_id: no usage, refill or doubling is derived from it";
+
 /// Parse a MODIFY record as a bucket item (docs/specification.md#bucket-records).
 pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
     let new = match rec.new_image {
@@ -254,14 +262,12 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
         }
         match &entity_cow {
             Some(e) if !e.is_empty() => (e.clone(), sub(&sk_cow, r), Format::Old, 0),
-            _ => return Parsed::Invalid("old-format bucket item has no entity_id".into()),
+            _ => return Parsed::Skip(NO_ENTITY_ID.into()),
         }
     } else {
         return Parsed::Skip("not a rate-limiter bucket item".into());
     };
-    if entity_cow.as_deref().is_none_or(str::is_empty) {
-        return Parsed::Invalid("bucket item has no entity_id".into());
-    }
+    let no_entity_id = entity_cow.as_deref().is_none_or(str::is_empty);
     let Some(seq) = rec.seq.clone() else {
         return Parsed::Invalid("bucket record has no dynamodb.SequenceNumber".into());
     };
@@ -317,6 +323,11 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
         && shard_id == 0
         && shard_count_text.is_some()
         && old_shard_count.is_some_and(|old| shard_count > old);
+    let (limits, other_limits) = match (no_entity_id, raises) {
+        (false, _) => (limits, other_limits),
+        (true, true) => (Vec::new(), Vec::new()),
+        (true, false) => return Parsed::Skip(NO_ENTITY_ID.into()),
+    };
     let ns = sub(&pk_cow, ns);
     Parsed::Bucket(Box::new(BucketRecord {
         index: rec.index,
@@ -335,6 +346,7 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
         limits,
         other_limits,
         clone_source: raises.then(|| Box::new(new.to_map())),
+        propagation_only: no_entity_id,
     }))
 }
 

@@ -193,6 +193,22 @@ fn level_from(l: wit::LogLevel) -> native::LogLevel {
     }
 }
 
+fn log_to(l: native::LogEntry) -> wit::LogEntry {
+    wit::LogEntry {
+        level: level_to(l.level),
+        message: l.message,
+        fields: l.fields.into_iter().map(|(name, value)| wit::LogField { name, value }).collect(),
+    }
+}
+
+fn log_from(l: wit::LogEntry) -> native::LogEntry {
+    native::LogEntry {
+        level: level_from(l.level),
+        message: l.message,
+        fields: l.fields.into_iter().map(|f| (f.name, f.value)).collect(),
+    }
+}
+
 fn status_to(s: native::RecordStatus) -> wit::RecordStatus {
     match s {
         native::RecordStatus::Used => wit::RecordStatus::Used,
@@ -255,6 +271,8 @@ fn plan_to(p: native::Plan) -> wit::BatchPlan {
                 target: w.target,
                 records: w.records,
                 operation: operation_to(w.operation),
+                on_applied: w.on_applied.into_iter().map(log_to).collect(),
+                on_failed: w.on_failed.into_iter().map(log_to).collect(),
             })
             .collect(),
         outcomes: p
@@ -266,15 +284,7 @@ fn plan_to(p: native::Plan) -> wit::BatchPlan {
                 status: status_to(o.status),
             })
             .collect(),
-        logs: p
-            .logs
-            .into_iter()
-            .map(|l| wit::LogEntry {
-                level: level_to(l.level),
-                message: l.message,
-                fields: l.fields.into_iter().map(|(name, value)| wit::LogField { name, value }).collect(),
-            })
-            .collect(),
+        logs: p.logs.into_iter().map(log_to).collect(),
         counters: counter_fields!(copy_fields, p.counters, Counters),
     }
 }
@@ -293,6 +303,8 @@ fn plan_from(p: wit::BatchPlan) -> native::Plan {
                 target: w.target,
                 records: w.records,
                 operation: operation_from(w.operation),
+                on_applied: w.on_applied.into_iter().map(log_from).collect(),
+                on_failed: w.on_failed.into_iter().map(log_from).collect(),
             })
             .collect(),
         outcomes: p
@@ -304,15 +316,7 @@ fn plan_from(p: wit::BatchPlan) -> native::Plan {
                 status: status_from(o.status),
             })
             .collect(),
-        logs: p
-            .logs
-            .into_iter()
-            .map(|l| native::LogEntry {
-                level: level_from(l.level),
-                message: l.message,
-                fields: l.fields.into_iter().map(|f| (f.name, f.value)).collect(),
-            })
-            .collect(),
+        logs: p.logs.into_iter().map(log_from).collect(),
         counters: counter_fields!(copy_fields, p.counters, Counters),
     }
 }

@@ -171,6 +171,11 @@ fn finish(c: &[Classified], plan: &mut Plan) {
     counters.records = c.len() as u32;
     for rec in c {
         let status = match &rec.class {
+            Class::Bucket(b) if b.propagation_only && !touched[rec.index as usize] => {
+                counters.bucket_records += 1;
+                counters.skipped += 1;
+                RecordStatus::Skipped(bucket::NO_ENTITY_ID.into())
+            }
             Class::Bucket(b) => {
                 counters.bucket_records += 1;
                 if b.limits.is_empty() && !touched[rec.index as usize] {
@@ -233,7 +238,8 @@ pub fn plan(batch: &Batch) -> Result<Plan, PlanError> {
         &mut out.logs,
         &mut out.counters,
     );
-    let states = bucket::aggregate(&buckets);
+    let with_entity: Vec<&BucketRecord> = buckets.iter().copied().filter(|b| !b.propagation_only).collect();
+    let states = bucket::aggregate(&with_entity);
     refill::plan(&states, &cfg.table_name, batch.now_ms, &mut out.writes, &mut out.logs, &mut out.counters);
     shard::plan_bumps(&states, &cfg.table_name, cfg.max_shard_count, &mut out.writes, &mut out.logs, &mut out.counters);
     shard::plan_propagation(

@@ -203,6 +203,10 @@ pub struct Write {
     pub records: Vec<u32>,
     /// What.
     pub operation: Operation,
+    /// Log entries for the host to emit once the write is applied.
+    pub on_applied: Vec<LogEntry>,
+    /// Log entries for the host to emit, with the error, if the write fails for good.
+    pub on_failed: Vec<LogEntry>,
 }
 
 impl Write {
@@ -222,7 +226,16 @@ impl Write {
             target: String::new(),
             records,
             operation,
+            on_applied: Vec::new(),
+            on_failed: Vec::new(),
         }
+    }
+
+    /// The write with the log entries its outcome calls for, built with
+    /// [`Log`] into the two lists.
+    pub fn with_logs(mut self, build: impl FnOnce(&mut Vec<LogEntry>, &mut Vec<LogEntry>)) -> Self {
+        build(&mut self.on_applied, &mut self.on_failed);
+        self
     }
 
     /// The `(PK, SK)` strings of the item a DynamoDB write addresses.
@@ -700,6 +713,31 @@ fn write_u32_list(out: &mut String, xs: &[u32]) {
     out.push(']');
 }
 
+/// `[{"level":…,"message":…,"fields":{…}},…]`, field values spliced verbatim.
+fn write_log_list(out: &mut String, logs: &[LogEntry]) {
+    out.push('[');
+    for (i, l) in logs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"level\":\"");
+        out.push_str(l.level.name());
+        out.push_str("\",\"message\":");
+        write_json_str(out, &l.message);
+        out.push_str(",\"fields\":{");
+        for (j, (k, v)) in l.fields.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            write_json_str(out, k);
+            out.push(':');
+            out.push_str(v);
+        }
+        out.push_str("}}");
+    }
+    out.push(']');
+}
+
 /// Render a plan as canonical JSON (no trailing newline).
 pub fn canonical_json(plan: &Plan) -> String {
     let mut out = String::with_capacity(256 + plan.writes.len() * 700 + plan.outcomes.len() * 64);
@@ -722,6 +760,10 @@ pub fn canonical_json(plan: &Plan) -> String {
         write_u32_list(&mut out, &w.records);
         out.push_str(",\"operation\":");
         write_operation(&mut out, &w.operation);
+        out.push_str(",\"on_applied\":");
+        write_log_list(&mut out, &w.on_applied);
+        out.push_str(",\"on_failed\":");
+        write_log_list(&mut out, &w.on_failed);
         out.push('}');
     }
     out.push_str("],\"outcomes\":[");
@@ -747,27 +789,9 @@ pub fn canonical_json(plan: &Plan) -> String {
             }
         }
     }
-    out.push_str("],\"logs\":[");
-    for (i, l) in plan.logs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"level\":\"");
-        out.push_str(l.level.name());
-        out.push_str("\",\"message\":");
-        write_json_str(&mut out, &l.message);
-        out.push_str(",\"fields\":{");
-        for (j, (k, v)) in l.fields.iter().enumerate() {
-            if j > 0 {
-                out.push(',');
-            }
-            write_json_str(&mut out, k);
-            out.push(':');
-            out.push_str(v);
-        }
-        out.push_str("}}");
-    }
-    out.push_str("],\"counters\":{");
+    out.push_str("],\"logs\":");
+    write_log_list(&mut out, &plan.logs);
+    out.push_str(",\"counters\":{");
     for (i, (k, v)) in plan.counters.fields().iter().enumerate() {
         if i > 0 {
             out.push(',');

@@ -149,19 +149,31 @@ pub fn plan(
                 }
                 values.push(Attribute::n(":rf_new", now_ms));
                 values.push(Attribute::n(":rf_old", rf_old));
-                writes.push(Write::new(
-                    Purpose::Refill,
-                    Operation::UpdateItem(UpdateItem {
-                        table_name: table.to_string(),
-                        key: vec![Attribute::s("PK", &rec.pk), Attribute::s("SK", &rec.sk)],
-                        update_expression: format!("SET #rf = :rf_new ADD {}", adds.join(", ")),
-                        condition_expression: Some(cond.join(" AND ")),
-                        names,
-                        values,
+                writes.push(
+                    Write::new(
+                        Purpose::Refill,
+                        Operation::UpdateItem(UpdateItem {
+                            table_name: table.to_string(),
+                            key: vec![Attribute::s("PK", &rec.pk), Attribute::s("SK", &rec.sk)],
+                            update_expression: format!("SET #rf = :rf_new ADD {}", adds.join(", ")),
+                            condition_expression: Some(cond.join(" AND ")),
+                            names,
+                            values,
+                        }),
+                        OnConditionFailure::Ignore,
+                        state.records.clone(),
+                    )
+                    .with_logs(|applied, failed| {
+                        let names: Vec<&str> = limits.iter().map(|l| l.name.as_str()).collect();
+                        Log::new(applied, LogLevel::Debug, "Bucket refilled")
+                            .s("entity_id", &rec.entity)
+                            .s("resource", &rec.resource)
+                            .list("limits_refilled", &names);
+                        Log::new(failed, LogLevel::Warning, "Error refilling bucket")
+                            .s("entity_id", &rec.entity)
+                            .s("resource", &rec.resource);
                     }),
-                    OnConditionFailure::Ignore,
-                    state.records.clone(),
-                ));
+                );
                 counters.refill_writes += 1;
                 let names: Vec<&str> = limits.iter().map(|l| l.name.as_str()).collect();
                 Log::new(logs, LogLevel::Debug, "Bucket refill planned")

@@ -79,19 +79,32 @@ pub fn plan_bumps(
                 .raw("token_ratio", round2(ratio));
             continue;
         }
-        writes.push(Write::new(
-            Purpose::ShardBump,
-            Operation::UpdateItem(UpdateItem {
-                table_name: table.to_string(),
-                key: vec![Attribute::s("PK", &rec.pk), Attribute::s("SK", &rec.sk)],
-                update_expression: "SET #sc = :new".into(),
-                condition_expression: Some("#sc = :old".into()),
-                names: vec![ExpressionName { placeholder: "#sc".into(), name: "shard_count".into() }],
-                values: vec![Attribute::n(":new", new), Attribute::n(":old", old)],
+        writes.push(
+            Write::new(
+                Purpose::ShardBump,
+                Operation::UpdateItem(UpdateItem {
+                    table_name: table.to_string(),
+                    key: vec![Attribute::s("PK", &rec.pk), Attribute::s("SK", &rec.sk)],
+                    update_expression: "SET #sc = :new".into(),
+                    condition_expression: Some("#sc = :old".into()),
+                    names: vec![ExpressionName { placeholder: "#sc".into(), name: "shard_count".into() }],
+                    values: vec![Attribute::n(":new", new), Attribute::n(":old", old)],
+                }),
+                OnConditionFailure::Ignore,
+                state.records.clone(),
+            )
+            .with_logs(|applied, failed| {
+                Log::new(applied, LogLevel::Info, "Proactive shard doubling")
+                    .s("entity_id", &rec.entity)
+                    .s("resource", &rec.resource)
+                    .n("old_count", old)
+                    .n("new_count", new)
+                    .raw("token_ratio", round2(ratio));
+                Log::new(failed, LogLevel::Warning, "Error in proactive sharding")
+                    .s("entity_id", &rec.entity)
+                    .s("resource", &rec.resource);
             }),
-            OnConditionFailure::Ignore,
-            state.records.clone(),
-        ));
+        );
         counters.shard_bump_writes += 1;
         Log::new(logs, LogLevel::Info, "Proactive shard doubling planned")
             .s("entity_id", &rec.entity)

@@ -347,6 +347,24 @@ fn item_write(item: &Item, guard: &Guard, table: &str, ttl: i64) -> Write {
         OnConditionFailure::ResolveWatermarks,
         item.records.clone(),
     )
+    // zae-limiter's own lines, one per limit (its writes were per delta):
+    // dashboards match `Snapshot updated` and the fields of a failed write.
+    .with_logs(|applied, failed| {
+        for (limit, tokens) in &item.limits {
+            Log::new(applied, LogLevel::Debug, "Snapshot updated")
+                .s("entity_id", item.entity)
+                .s("resource", item.resource)
+                .s("limit_name", limit)
+                .s("window", item.window.name())
+                .s("window_key", &item.key)
+                .n("tokens_delta", tokens);
+            Log::new(failed, LogLevel::Warning, "Error updating snapshot")
+                .s("entity_id", item.entity)
+                .s("resource", item.resource)
+                .s("limit_name", limit)
+                .s("window", item.window.name());
+        }
+    })
 }
 
 /// Watermarks stored on an observed item: `wm#…` string attributes.

@@ -34,8 +34,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use tokio::task::JoinSet;
 
 use crate::bindings::{
-    Attribute, Batch, ExpressionName, FailurePolicy, LogEntry, ObservedItem, OnConditionFailure, Operation, Purpose,
-    PutItem, PutObject, RecordOutcome, RecordStatus, UpdateItem, Write,
+    Attribute, Batch, ExpressionName, FailurePolicy, LogEntry, LogField, ObservedItem, OnConditionFailure, Operation,
+    Purpose, PutItem, PutObject, RecordOutcome, RecordStatus, UpdateItem, Write,
 };
 use crate::dynamo_json::{attrs_to_map, item_to_json};
 use crate::engine::Planner;
@@ -111,6 +111,10 @@ pub struct WriteMeta {
     pub target: String,
     /// The records it carries.
     pub records: Vec<u32>,
+    /// Log entries for when it is applied.
+    pub on_applied: Vec<LogEntry>,
+    /// Log entries for when it fails for good.
+    pub on_failed: Vec<LogEntry>,
 }
 
 impl WriteMeta {
@@ -122,6 +126,8 @@ impl WriteMeta {
             on_condition_failure: w.on_condition_failure,
             target: w.target,
             records: w.records,
+            on_applied: w.on_applied,
+            on_failed: w.on_failed,
         };
         (meta, w.operation)
     }
@@ -154,6 +160,8 @@ pub struct Report {
     /// Audit events inside the archive objects written (the records of
     /// those writes; events of an object that failed are not counted).
     pub archived_events: u32,
+    /// Archive objects that failed for good.
+    pub archive_objects_failed: u32,
     /// `best-effort` writes that failed for good.
     pub best_effort_failures: u32,
     /// Indices of the stream records whose `required` writes failed for good.
@@ -163,6 +171,10 @@ pub struct Report {
     /// Log entries of the re-plans, in order, for the caller to emit with
     /// the plan's own logs.
     pub replan_logs: Vec<LogEntry>,
+    /// The writes' own entries, in the order the writes ended: `on-applied`
+    /// for each applied write, `on-failed` (with the error) for each that
+    /// failed for good.
+    pub write_logs: Vec<LogEntry>,
 }
 
 impl Report {
@@ -186,6 +198,10 @@ impl Report {
 
     /// End original write `w` for good, as its failure policy says.
     fn fail(&mut self, w: &WriteMeta, message: String) {
+        self.write_logs.extend(w.on_failed.iter().map(|e| with_error(e, &message)));
+        if w.purpose == Purpose::Archive {
+            self.archive_objects_failed += 1;
+        }
         let index = w.id as usize;
         match w.failure_policy {
             FailurePolicy::Required => {
@@ -225,6 +241,15 @@ impl Report {
             *slot = result;
         }
     }
+}
+
+/// An `on-failed` entry as the contract says to emit it: `: {error}` appended
+/// to the message, the error as a last field `exception`.
+pub fn with_error(entry: &LogEntry, error: &str) -> LogEntry {
+    let mut e = entry.clone();
+    e.message = format!("{}: {error}", e.message);
+    e.fields.push(LogField { name: "exception".into(), value: serde_json::Value::from(error).to_string() });
+    e
 }
 
 fn count(n: usize) -> u32 {
@@ -450,6 +475,7 @@ impl Executor {
             match attempt.outcome {
                 Outcome::Applied => {
                     report.count_applied(meta.purpose, meta.records.len());
+                    report.write_logs.extend(meta.on_applied.iter().cloned());
                     report.set(meta.id, WriteResult::Applied);
                 }
                 Outcome::Failed(message) => report.fail(meta, message),
@@ -536,6 +562,7 @@ impl Executor {
             for j in applied {
                 let w = &round.to_run[j];
                 report.count_applied(w.purpose, w.records.len());
+                report.write_logs.extend(w.on_applied.iter().cloned());
             }
             let mut next = Conflicts::default();
             for (id, s) in settled {
@@ -773,6 +800,8 @@ mod tests {
                 names: vec![],
                 values: vec![],
             }),
+            on_applied: vec![],
+            on_failed: vec![],
         }
     }
 
@@ -784,6 +813,12 @@ mod tests {
             on_condition_failure: OnConditionFailure::Ignore,
             target: format!("t{id}"),
             records,
+            on_applied: vec![],
+            on_failed: vec![LogEntry {
+                level: crate::bindings::LogLevel::Warning,
+                message: "Error updating snapshot".into(),
+                fields: vec![LogField { name: "limit_name".into(), value: "\"tpm\"".into() }],
+            }],
         }
     }
 
@@ -827,6 +862,12 @@ mod tests {
         assert_eq!(r.failed_records, [1, 4].into_iter().collect());
         assert_eq!(r.writes[1], WriteResult::Failed("throttled".into()));
         assert_eq!(r.errors, ["refill t0 (best-effort): throttled", "snapshot t1: throttled"]);
+        // Each failed write's own entries, with the error: zae-limiter's line and fields.
+        assert_eq!(r.write_logs.len(), 2);
+        assert_eq!(r.write_logs[1].message, "Error updating snapshot: throttled");
+        let fields: Vec<(&str, &str)> =
+            r.write_logs[1].fields.iter().map(|f| (f.name.as_str(), f.value.as_str())).collect();
+        assert_eq!(fields, [("limit_name", "\"tpm\""), ("exception", "\"throttled\"")]);
         assert!(!r.is_success());
     }
 

@@ -152,9 +152,41 @@ pub async fn invoke(
     let writes = std::mem::take(&mut plan.writes);
     let report = app.executor.execute(&app.planner, &batch, writes, &plan.outcomes).await;
     logging::emit_plan_logs(&report.replan_logs, threshold);
+    logging::emit_plan_logs(&report.write_logs, threshold);
     let response = build_response(&plan.outcomes, &report);
     let body = &response["body"];
     let errors = body["errors"].as_array().map_or(0, Vec::len);
+    // zae-limiter's own summary lines, same messages and field names, for the
+    // queries and dashboards built on them (docs/host.md#logs).
+    logging::emit(
+        LogLevel::Info,
+        LOGGER,
+        "Batch processing completed",
+        &[
+            ("processed_count", json!(plan.counters.records)),
+            ("deltas_extracted", json!(plan.counters.deltas)),
+            ("snapshots_updated", json!(report.snapshots_applied)),
+            ("refills_written", json!(report.refills_applied)),
+            ("error_count", json!(errors)),
+            ("processing_time_ms", elapsed_ms(started)),
+        ],
+        None,
+    );
+    if app.settings.config.archive_bucket.is_some() {
+        logging::emit(
+            LogLevel::Info,
+            LOGGER,
+            "Archive processing completed",
+            &[
+                ("processed_count", json!(plan.counters.audit_records)),
+                ("events_archived", json!(report.archived_events)),
+                ("s3_objects_created", json!(report.archive_objects_written)),
+                ("error_count", json!(report.archive_objects_failed)),
+                ("processing_time_ms", elapsed_ms(started)),
+            ],
+            None,
+        );
+    }
     logging::emit(
         LogLevel::Info,
         LOGGER,

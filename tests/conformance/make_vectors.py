@@ -57,6 +57,13 @@ def dumps(value, **kw):
     return text
 
 
+def without_entity(record):
+    """The record with `entity_id` removed from both images."""
+    for image in ("NewImage", "OldImage"):
+        record["dynamodb"][image].pop("entity_id", None)
+    return record
+
+
 def next_seq():
     _seq[0] += 100
     return str(_seq[0])
@@ -317,6 +324,14 @@ def build():
     vector("replan-malformed-watermark", "a watermark that is not 40 digits: no write, records invalid with reason",
            [r1, r2, r3], observed=[{"write_id": HOURLY, "item": {**hourly_key, "wm#0": n(5)}}])
     host_independence(r1, r2, r3, hourly_key, daily_key, (HOURLY, DAILY, MONTHLY))
+    # --- records without entity_id (appended last: earlier vectors keep their sequence numbers) --------
+    raised = without_entity(bucket(P0, [("rpm", 7, 7, 50_000, 100_000_000, 100_000_000, 60_000)],
+                                   shard_count=4, old_shard_count=2, rf=NOW))
+    used = without_entity(bucket("ns/BUCKET#u2#gpt-4#0", [("rpm", 0, 3000, 50_000, 100_000, 100_000, 60_000)],
+                                 rf=NOW))
+    vector("no-entity-id-propagates", "a bucket record without entity_id: skipped and counted for usage, refill and "
+           "doubling (upstream skips it silently), but a raised shard_count still propagates from the key alone",
+           [raised, used])
 
 
 def noise(seed, length):

@@ -142,12 +142,13 @@ def parse_bucket(idx: int, rec: dict):
         fmt = "new"
     elif sk.startswith("#BUCKET#"):
         resource, entity, shard, shard_str, fmt = sk[len("#BUCKET#"):], s(new, "entity_id"), 0, None, "old"
-        if not resource or not entity:
-            return ("invalid", "old-format bucket without resource or entity_id", False)
+        if not resource:
+            return ("invalid", "old-format bucket without resource", False)
+        if not entity:
+            return ("skip", "no entity_id")
     else:
         return ("skip", "not a bucket")
-    if not s(new, "entity_id"):
-        return ("invalid", "no entity_id", False)
+    no_entity_id = not s(new, "entity_id")
     seq = d.get("SequenceNumber")
     if not isinstance(seq, str) or not seq.isdigit():
         return ("invalid", "no SequenceNumber", False)
@@ -187,6 +188,13 @@ def parse_bucket(idx: int, rec: dict):
         if "tc" in f and name in old_tc:
             limits.append(dict(name=name, tc_delta=f["tc"] - old_tc[name], tk=f.get("tk", 0), cp=f.get("cp", 0),
                                ra=f.get("ra", 0), rp=f.get("rp", 0)))
+    raises = fmt == "new" and shard == 0 and "shard_count" in new and old_sc is not None and shard_count > old_sc
+    if no_entity_id:
+        # Both programs skip it for usage, refill and doubling; a raised
+        # shard_count still propagates from the key (docs/specification.md#bucket-records).
+        if not raises:
+            return ("skip", "no entity_id")
+        limits, order_cp = [], []
     names = {l["name"] for l in limits}
     others = [dict(name=nm, tc_delta=0, **{k: fields[nm].get(k, 0) for k in ("tk", "cp", "ra", "rp")})
               for nm in order_cp if nm not in names]
@@ -195,8 +203,7 @@ def parse_bucket(idx: int, rec: dict):
     return ("bucket", Bucket(
         idx=idx, seq=int(seq), seq_raw=seq, approx_s=None if approx is None else float(approx), ns=ns, entity=entity,
         resource=resource, pk=pk, sk=sk, fmt=fmt, shard=shard, shard_count=shard_count, old_sc=old_sc, rf=rf,
-        limits=limits, others=others, new=new, wm_attr=wm_attr,
-        raises=fmt == "new" and shard == 0 and "shard_count" in new and old_sc is not None and shard_count > old_sc))
+        limits=limits, others=others, new=new, wm_attr=wm_attr, raises=raises))
 
 
 def event_records(event: dict):
