@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Conformance kit: runs every host of the planner over every vector in
-# tests/conformance/ and checks each answer byte for byte against plan.json.
+# tests/conformance/ and checks each answer byte for byte against plan.json
+# (the node and python hosts check both their own rendering and the
+# component's render-plan / render-error of the answer they lifted).
 #
 #   tests/hosts/run-all.sh [--timings]
 #
@@ -119,7 +121,7 @@ run_script_host() {
     failed=$((total - passed))
   fi
   report "$host" "$passed" "$failed" "$note"
-  grep -A2 '^FAIL ' "$log" | grep -v '^--$' | head -n 30 | sed 's/^/    /' || true
+  grep -A6 '^FAIL ' "$log" | grep -v '^--$' | head -n 30 | sed 's/^/    /' || true
 }
 
 # ---------------------------------------------------------------------------

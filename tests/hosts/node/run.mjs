@@ -1,8 +1,15 @@
 #!/usr/bin/env node
-// Node.js host of the zae-planner component: runs every conformance vector
-// through the component transpiled with jco, renders the canonical plan JSON
-// itself (tests/conformance/README.md) and compares it byte for byte with the
-// vector's plan.json.
+// Node.js host of the zae-planner component (`zae:aggregator@0.2.0`, world
+// `aggregator`, interface `planner`): runs every conformance vector through
+// the component transpiled with jco and checks the answer twice against the
+// vector's plan.json, byte for byte:
+//
+// 1. rendered by this host's own canonical JSON renderer
+//    (tests/conformance/README.md), an independent second implementation;
+// 2. passed back into the component's `render-plan` / `render-error`, which
+//    proves the host's lift and lower of every type is lossless.
+//
+// A vector passes only when both renderings equal plan.json.
 //
 //   node tests/hosts/node/run.mjs [--component PATH] [--vectors DIR]
 //                                 [--repeat N] [--timed NAME] [--timings]
@@ -116,10 +123,15 @@ function operation(op) {
 
 const write = (w) =>
   obj([
+    ["id", u32(w.id)],
     ["purpose", str(w.purpose)],
+    ["failure_policy", str(w.failurePolicy)],
     ["on_condition_failure", str(w.onConditionFailure)],
+    ["target", str(w.target)],
     ["records", list(w.records, u32)],
     ["operation", operation(w.operation)],
+    ["on_applied", list(w.onApplied, log)],
+    ["on_failed", list(w.onFailed, log)],
   ]);
 
 const outcome = (o) =>
@@ -157,7 +169,7 @@ const COUNTERS = [
   ["archived_events", "archivedEvents"],
 ];
 
-/** The canonical JSON of a `plan`. */
+/** The canonical JSON of a `batch-plan`. */
 export function renderPlan(p) {
   return obj([
     ["writes", list(p.writes, write)],
@@ -167,8 +179,47 @@ export function renderPlan(p) {
   ]);
 }
 
+/** `plan-error` in words: the `message` of its canonical JSON. */
+function errorMessage(e) {
+  switch (e.tag) {
+    case "event-not-json":
+      return `event is not valid JSON: ${e.val.message}`;
+    case "event-not-object":
+      return "event is not a JSON object";
+    case "records-not-list":
+      return "Records is not a list";
+    case "bad-config":
+      return `bad config: ${e.val.message}`;
+    case "unknown-write-id":
+      return `observed item names write ${u32(e.val)}, not a snapshot write of this batch`;
+    default:
+      throw new Error(`unknown plan-error ${e.tag}`);
+  }
+}
+
+/** The payload fields of a `plan-error` in its canonical JSON, between `kind` and `message`. */
+function errorPayload(e) {
+  switch (e.tag) {
+    case "event-not-json":
+      return [
+        ["line", u32(e.val.line)],
+        ["column", u32(e.val.column)],
+      ];
+    case "bad-config":
+      return [
+        ["setting", str(e.val.setting)],
+        ["problem", str(e.val.problem)],
+      ];
+    case "unknown-write-id":
+      return [["write_id", u32(e.val)]];
+    default:
+      return [];
+  }
+}
+
 /** The canonical JSON of a `plan-error`. */
-export const renderError = (e) => obj([["error", obj([["kind", str(e.tag)], ["message", str(e.val)]])]]);
+export const renderError = (e) =>
+  obj([["error", obj([["kind", str(e.tag)], ...errorPayload(e), ["message", str(errorMessage(e))]])]]);
 
 // ---------------------------------------------------------------------------
 // input.json: an order- and digit-preserving reader
@@ -313,7 +364,7 @@ async function loadVector(dir) {
       ? obsEntry[1].map((o) => {
           const item = get(o, "item");
           return {
-            key: get(o, "key").entries.map(([name, value]) => ({ name, value: compact(value) })),
+            writeId: asU32(get(o, "write_id"), "write_id"),
             item: item === null ? undefined : compact(item),
           };
         })
@@ -372,7 +423,9 @@ function patchGlue(js) {
 
 /**
  * Transpile the component with jco (instantiation mode, glue patched, cached
- * per component hash under gen/) and return a function that instantiates it.
+ * per component hash under gen/) and return a function that instantiates it
+ * and returns its `planner` interface (`zae:aggregator/planner@0.2.0`: `plan`,
+ * `replanSnapshots`, `configFromEnv`, `renderPlan`, `renderError`).
  */
 async function load(componentPath) {
   const bytes = await readFile(componentPath);
@@ -406,11 +459,21 @@ async function load(componentPath) {
     if (!modules.has(name)) modules.set(name, readFile(join(dir, name)).then((b) => WebAssembly.compile(b)));
     return modules.get(name);
   };
-  return () => instantiate(getCoreModule, imports());
+  return async () => {
+    const exports = await instantiate(getCoreModule, imports());
+    const planner = exports.planner;
+    const missing = ["plan", "replanSnapshots", "configFromEnv", "renderPlan", "renderError"].filter(
+      (f) => typeof planner?.[f] !== "function",
+    );
+    if (missing.length > 0) {
+      throw new Error(`the component exports no planner interface with ${missing.join(", ")} (not zae:aggregator@0.2.0?)`);
+    }
+    return planner;
+  };
 }
 
 /**
- * Call the planner once: `{plan}` or `{error}` (a `plan-error`), or `{trap}`,
+ * Call the planner once: `{plan}` (a `batch-plan`) or `{error}` (a `plan-error`), or `{trap}`,
  * with `ms`, the wall time of the call (lowering, running and lifting), and
  * `cpuMs`, the CPU time of the whole process meanwhile (all threads, GC and
  * compiler threads too; less sensitive than wall time to a busy machine).
@@ -493,18 +556,38 @@ async function main() {
       fail("no plan.json");
       continue;
     }
-    let got;
+    // The host's own rendering, then the component's rendering of the answer
+    // as this host lifted it and lowers it back.
+    let own;
     try {
-      got = Buffer.from(r.plan !== undefined ? renderPlan(r.plan) : renderError(r.error), "utf8");
+      own = Buffer.from(r.plan !== undefined ? renderPlan(r.plan) : renderError(r.error), "utf8");
     } catch (e) {
       fail(`cannot render the answer: ${e?.stack ?? e}`);
       continue;
     }
-    if (!got.equals(v.expected)) {
-      const at = firstDifference(v.expected, got);
+    let component;
+    try {
+      component = Buffer.from(r.plan !== undefined ? planner.renderPlan(r.plan) : planner.renderError(r.error), "utf8");
+    } catch (e) {
+      fail(`the component's ${r.plan !== undefined ? "render-plan" : "render-error"} failed: ${e?.message ?? e}`);
+      planner = await newInstance();
+      continue;
+    }
+    const mismatches = [
+      ["host rendering", own],
+      [r.plan !== undefined ? "component render-plan" : "component render-error", component],
+    ].filter(([, got]) => !got.equals(v.expected));
+    if (mismatches.length > 0) {
       fail(
-        `differs at byte ${at} (expected ${v.expected.length} bytes, got ${got.length})\n` +
-          `    want …${context(v.expected, at)}\n    got  …${context(got, at)}`,
+        mismatches
+          .map(([what, got]) => {
+            const at = firstDifference(v.expected, got);
+            return (
+              `${what} differs at byte ${at} (expected ${v.expected.length} bytes, got ${got.length})\n` +
+              `    want …${context(v.expected, at)}\n    got  …${context(got, at)}`
+            );
+          })
+          .join("\n    "),
       );
       continue;
     }

@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
-"""Python host of the zae-planner component: runs every conformance vector
-through the component with wasmtime-py's component-model API, renders the
-canonical plan JSON itself (tests/conformance/README.md) and compares it byte
-for byte with the vector's plan.json.
+"""Python host of the zae-planner component (`zae:aggregator@0.2.0`, world
+`aggregator`, interface `planner`): runs every conformance vector through the
+component with wasmtime-py's component-model API and checks the answer twice
+against the vector's plan.json, byte for byte:
+
+1. rendered by this host's own canonical JSON renderer
+   (tests/conformance/README.md), an independent second implementation;
+2. passed back into the component's `render-plan` / `render-error`, which
+   proves the host's lift and lower of every type is lossless.
+
+A vector passes only when both renderings equal plan.json.
 
     tests/hosts/python/.venv/bin/python tests/hosts/python/run.py \\
         [--component PATH] [--vectors DIR] [--repeat N] [--timed NAME] [--timings]
@@ -93,8 +100,10 @@ def operation(op: Variant) -> str:
 
 
 def write(w) -> str:
-    return (f'{{"purpose":"{w.purpose}","on_condition_failure":"{field(w, "on-condition-failure")}",'
-            f'"records":[{",".join(u32(i) for i in w.records)}],"operation":{operation(w.operation)}}}')
+    return (f'{{"id":{u32(w.id)},"purpose":"{w.purpose}","failure_policy":"{field(w, "failure-policy")}",'
+            f'"on_condition_failure":"{field(w, "on-condition-failure")}","target":{s(w.target)},'
+            f'"records":[{",".join(u32(i) for i in w.records)}],"operation":{operation(w.operation)},'
+            f'"on_applied":{logs(field(w, "on-applied"))},"on_failed":{logs(field(w, "on-failed"))}}}')
 
 
 def outcome(o) -> str:
@@ -109,6 +118,11 @@ def log(entry) -> str:
     return f'{{"level":"{entry.level.upper()}","message":{s(entry.message)},"fields":{{{fields}}}}}'
 
 
+def logs(entries) -> str:
+    """`[L,...]`: a plan's logs, or a write's `on-applied` / `on-failed` entries."""
+    return "[" + ",".join(map(log, entries)) + "]"
+
+
 # WIT field order of `counters`.
 COUNTERS = ["records", "bucket-records", "audit-records", "skipped", "invalid", "deltas", "window-time-from-rf",
             "reserved-limit-deltas", "snapshot-writes", "refill-writes", "shard-bump-writes",
@@ -116,15 +130,37 @@ COUNTERS = ["records", "bucket-records", "audit-records", "skipped", "invalid", 
 
 
 def render_plan(p) -> str:
-    """The canonical JSON of a `plan`."""
+    """The canonical JSON of a `batch-plan`."""
     counters = ",".join(f'"{c.replace("-", "_")}":{u32(field(p.counters, c))}' for c in COUNTERS)
     return (f'{{"writes":[{",".join(map(write, p.writes))}],"outcomes":[{",".join(map(outcome, p.outcomes))}],'
-            f'"logs":[{",".join(map(log, p.logs))}],"counters":{{{counters}}}}}')
+            f'"logs":{logs(p.logs)},"counters":{{{counters}}}}}')
+
+
+def error_message(e: Variant) -> str:
+    """A `plan-error` in words: the `message` of its canonical JSON."""
+    if e.tag == "event-not-json":
+        return f"event is not valid JSON: {e.payload.message}"
+    if e.tag == "event-not-object":
+        return "event is not a JSON object"
+    if e.tag == "records-not-list":
+        return "Records is not a list"
+    if e.tag == "bad-config":
+        return f"bad config: {e.payload.message}"
+    if e.tag == "unknown-write-id":
+        return f"observed item names write {u32(e.payload)}, not a snapshot write of this batch"
+    raise ValueError(f"unknown plan-error {e.tag}")
 
 
 def render_error(e: Variant) -> str:
-    """The canonical JSON of a `plan-error`."""
-    return f'{{"error":{{"kind":"{e.tag}","message":{s(e.payload)}}}}}'
+    """The canonical JSON of a `plan-error`: `kind`, the variant's payload fields, `message`."""
+    payload = ""
+    if e.tag == "event-not-json":
+        payload = f',"line":{u32(e.payload.line)},"column":{u32(e.payload.column)}'
+    elif e.tag == "bad-config":
+        payload = f',"setting":{s(e.payload.setting)},"problem":"{e.payload.problem}"'
+    elif e.tag == "unknown-write-id":
+        payload = f',"write_id":{u32(e.payload)}'
+    return f'{{"error":{{"kind":"{e.tag}"{payload},"message":{s(error_message(e))}}}}}'
 
 
 # ---------------------------------------------------------------------------
@@ -224,7 +260,7 @@ def load_vector(d: Path):
     observed = dict(inp).get("observed")
     if observed is not None:
         observed = [
-            record(key=[record(name=k, value=compact(x)) for k, x in get(o, "key")],
+            record(write_id=as_u32(get(o, "write_id"), "write_id"),
                    item=None if get(o, "item") is None else compact(get(o, "item")))
             for o in observed
         ]
@@ -241,8 +277,12 @@ def load_vector(d: Path):
 # ---------------------------------------------------------------------------
 
 
+PLANNER = "zae:aggregator/planner@0.2.0"
+
+
 class Planner:
-    """One instance of the component in its own store, with nothing granted."""
+    """One instance of the component in its own store, with nothing granted; its functions are those of the
+    exported interface `zae:aggregator/planner@0.2.0`."""
 
     def __init__(self, engine: Engine, component: Component, linker: Linker):
         self.stderr = tempfile.NamedTemporaryFile(prefix="zae-planner-stderr-")
@@ -251,8 +291,21 @@ class Planner:
         self.store = Store(engine)
         self.store.set_wasi(wasi)
         instance = linker.instantiate(self.store, component)
-        self.plan = instance.get_func(self.store, "plan")
-        self.replan = instance.get_func(self.store, "replan-snapshots")
+        interface = instance.get_export_index(self.store, PLANNER)
+        if interface is None:
+            raise LookupError(f"the component exports no {PLANNER}")
+
+        def func(name: str):
+            index = instance.get_export_index(self.store, name, interface)
+            f = None if index is None else instance.get_func(self.store, index)
+            if f is None:
+                raise LookupError(f"{PLANNER} exports no function {name}")
+            return f
+
+        self.plan = func("plan")
+        self.replan = func("replan-snapshots")
+        self.render_plan_func = func("render-plan")
+        self.render_error_func = func("render-error")
 
     def call(self, batch, observed):
         """One call: the `plan` Record or the `plan-error` Variant (a `result` comes back untagged), the call's
@@ -266,6 +319,14 @@ class Planner:
             result = self.replan(self.store, batch, observed)
             self.replan.post_return(self.store)
         return result, (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
+
+    def render(self, result) -> str:
+        """The component's own canonical JSON of an answer this host lifted (`render-plan` of the `batch-plan`
+        Record, `render-error` of the `plan-error` Variant), lowered back in unchanged."""
+        f = self.render_error_func if isinstance(result, Variant) else self.render_plan_func
+        text = f(self.store, result)
+        f.post_return(self.store)
+        return text
 
     def guest_stderr(self) -> str:
         return Path(self.stderr.name).read_text(errors="replace").strip()
@@ -323,15 +384,29 @@ def main() -> int:
         if expected is None:
             fail("no plan.json")
             continue
+        # The host's own rendering, then the component's rendering of the answer as this host lifted it and
+        # lowers it back.
         try:
-            got = (render_error(result) if isinstance(result, Variant) else render_plan(result)).encode("utf-8")
+            own = (render_error(result) if isinstance(result, Variant) else render_plan(result)).encode("utf-8")
         except Exception as e:
             fail(f"cannot render the answer: {type(e).__name__}: {e}")
             continue
-        if got != expected:
-            at = first_difference(expected, got)
-            fail(f"differs at byte {at} (expected {len(expected)} bytes, got {len(got)})\n"
-                 f"    want …{context(expected, at)}\n    got  …{context(got, at)}")
+        theirs_name = "component render-error" if isinstance(result, Variant) else "component render-plan"
+        try:
+            theirs = planner.render(result).encode("utf-8")
+        except Exception as e:  # a lowering error or a trap: continue with a fresh instance
+            detail = planner.guest_stderr()
+            fail(f"{theirs_name} failed: {type(e).__name__}: {e}" + (f"\n    guest stderr: {detail}" if detail else ""))
+            planner = Planner(engine, component, linker)
+            continue
+        mismatches = []
+        for what, got in (("host rendering", own), (theirs_name, theirs)):
+            if got != expected:
+                at = first_difference(expected, got)
+                mismatches.append(f"{what} differs at byte {at} (expected {len(expected)} bytes, got {len(got)})\n"
+                                  f"    want …{context(expected, at)}\n    got  …{context(got, at)}")
+        if mismatches:
+            fail("\n    ".join(mismatches))
             continue
         passed += 1
         if d.name == args.timed:
