@@ -50,6 +50,24 @@ impl Vector {
     }
 }
 
+/// Whether golden files are to be rewritten: `ZAE_BLESS=1` exactly. Unset
+/// (or empty) means compare; any other value is refused, so a typo or
+/// `ZAE_BLESS=0` never rewrites (and so passes) what it meant to check.
+pub fn bless_requested(value: Option<&std::ffi::OsStr>) -> Result<bool, String> {
+    match value.map(|v| v.to_str()) {
+        None => Ok(false),
+        Some(Some("")) => Ok(false),
+        Some(Some("1")) => Ok(true),
+        Some(other) => Err(format!("ZAE_BLESS={other:?}: set it to 1 to bless golden files, or leave it unset")),
+    }
+}
+
+/// [`bless_requested`] of the process environment; panics on a value other
+/// than `1` (tests only).
+pub fn bless() -> bool {
+    bless_requested(std::env::var_os("ZAE_BLESS").as_deref()).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Run a vector with the native planner and render the canonical answer.
 pub fn run_native(v: &Vector) -> String {
     let b = v.batch();
@@ -166,4 +184,20 @@ pub fn repeated_event(event_json: &str, n: usize) -> String {
         out.push(r);
     }
     serde_json::json!({ "Records": out }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn only_zae_bless_1_blesses() {
+        assert_eq!(bless_requested(None), Ok(false));
+        assert_eq!(bless_requested(Some(OsStr::new(""))), Ok(false));
+        assert_eq!(bless_requested(Some(OsStr::new("1"))), Ok(true));
+        for v in ["0", "true", "yes", " 1", "2"] {
+            assert!(bless_requested(Some(OsStr::new(v))).unwrap_err().contains("set it to 1"), "{v}");
+        }
+    }
 }

@@ -1,14 +1,14 @@
 //! Replays every conformance vector with the native planner and compares the
-//! canonical plan byte for byte. `ZAE_BLESS=1` writes `plan.json` instead
+//! canonical plan byte for byte. `ZAE_BLESS=1` (exactly; any other value is refused) writes `plan.json` instead
 //! (review the diff before committing it).
 
-use zae_planner::vector::{default_root, load_all, run_native};
+use zae_planner::vector::{bless, default_root, load_all, run_native};
 
 #[test]
 fn native_planner_matches_every_vector() {
     let vectors = load_all(&default_root()).expect("load vectors");
     assert!(vectors.len() >= 40, "expected at least 40 vectors, found {}", vectors.len());
-    let bless = std::env::var_os("ZAE_BLESS").is_some();
+    let bless = bless();
     let mut failures = Vec::new();
     for v in &vectors {
         let got = run_native(v);

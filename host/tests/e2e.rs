@@ -224,7 +224,7 @@ fn get<'a>(items: &'a [Item], pk: &str, sk: &str) -> &'a Item {
 
 #[tokio::test]
 async fn vectors_reach_their_expected_states() {
-    let bless = std::env::var_os("ZAE_BLESS").is_some();
+    let bless = zae_planner::vector::bless();
     let mut failures = Vec::new();
     for &(name, start) in STATE_VECTORS {
         let v = vector(name);
@@ -489,4 +489,48 @@ async fn a_failed_archive_write_fails_its_records_and_nothing_else() {
     assert!(errors.iter().any(|e| e.as_str().unwrap().starts_with("archive s3://")), "{errors:#?}");
     let failed_line = run.logs.iter().find(|l| l["message"] == "Write failed").expect("a Write failed line");
     assert!(failed_line["exception"].as_str().is_some_and(|e| e.contains("NoSuchBucket")), "{failed_line}");
+    // zae-limiter's own line for it, one per object, with its fields and the error.
+    let upstream: Vec<&Value> = run
+        .logs
+        .iter()
+        .filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with("Error writing to S3: ")))
+        .collect();
+    let objects = plan.writes.iter().filter(|w| w.purpose == zae_planner::plan::Purpose::Archive).count();
+    assert_eq!(upstream.len(), objects, "{:#?}", run.logs);
+    for l in upstream {
+        assert_eq!(l["level"], "ERROR");
+        assert_eq!(l["bucket"], v.config.archive_bucket.as_deref().unwrap());
+        assert!(l["key"].as_str().is_some_and(|k| k.starts_with("audit/year=")), "{l}");
+        assert!(l["exception"].as_str().is_some_and(|e| e.contains("NoSuchBucket")), "{l}");
+    }
+    let archive = run.logs.iter().find(|l| l["message"] == "Archive processing completed").expect("summary");
+    assert_eq!(archive["s3_objects_created"], 0);
+    assert_eq!(archive["events_archived"], 0);
+    assert_eq!(archive["error_count"], objects);
+}
+
+#[tokio::test]
+async fn applied_writes_log_zae_limiters_own_lines() {
+    let v = vector("golden-1-spec13");
+    let moto = prepared(&v, Start::LatestImages).await;
+    let run = invoke(&moto, &v, &event_path(&v), &[("LOG_LEVEL", "DEBUG")]);
+    assert_eq!(run.code, 0, "{:#?}", run.logs);
+    let updated: Vec<&Value> = run.logs.iter().filter(|l| l["message"] == "Snapshot updated").collect();
+    // One per limit of each snapshot item written: tpm in the hourly and the daily item.
+    let windows: Vec<&str> = updated.iter().map(|l| l["window"].as_str().unwrap()).collect();
+    assert_eq!(windows, ["hourly", "daily"], "{updated:#?}");
+    for l in &updated {
+        assert_eq!(l["level"], "DEBUG");
+        assert_eq!((l["entity_id"].as_str(), l["resource"].as_str()), (Some("u1"), Some("gpt-4")));
+        assert_eq!((l["limit_name"].as_str(), l["tokens_delta"].as_i64()), (Some("tpm"), Some(20_000)));
+    }
+    assert_eq!(updated[0]["window_key"], "2023-12-31T23:00:00Z");
+    let completed = run.logs.iter().find(|l| l["message"] == "Batch processing completed").expect("summary");
+    assert_eq!(completed["processed_count"], 1);
+    assert_eq!(completed["deltas_extracted"], 1);
+    assert_eq!(completed["snapshots_updated"], 2);
+    assert_eq!(completed["refills_written"], 1);
+    assert_eq!(completed["error_count"], 0);
+    assert!(run.logs.iter().any(|l| l["message"] == "Bucket refilled"), "{:#?}", run.logs);
+    assert!(run.logs.iter().any(|l| l["message"] == "Proactive shard doubling"), "{:#?}", run.logs);
 }
