@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, property, conformance, integration (against a
-# real moto server on 127.0.0.1) and end-to-end tests of the binary.
+# The whole test suite: lint (rustfmt, clippy with warnings denied), unit,
+# property, conformance, integration (against a real moto server on
+# 127.0.0.1) and end-to-end tests of the binary.
 #
 #   bash tests/run.sh            # from the repository root, on a fresh machine
 #
@@ -15,6 +16,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$(date +%s)
 # shellcheck source=tests/env.sh
 source tests/env.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== cargo test --workspace $*"
 cargo test --workspace "$@"
