@@ -73,8 +73,15 @@ pub fn partition_key(record: &Value) -> String {
 // ---------------------------------------------------------------------------
 // Real vectors
 
+/// The oracle's recorded seed-1 stream, read at run time: the directory that
+/// holds the reference tools sits beside the repository (`ZAE_ORACLE_DIR`
+/// overrides it). The tests read its data; no documentation lives there.
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/vectors/1")
+    let oracle = std::env::var_os("ZAE_ORACLE_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        repo.join("..").join("shared").join("oracle")
+    });
+    oracle.join("vectors").join("1")
 }
 
 /// The whole stream of the real vectors (seed 1: 2,410 records in 25 files).
