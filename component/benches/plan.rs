@@ -145,6 +145,7 @@ fn breakdown(c: &mut Criterion) {
         snapshot_ttl_days: 90,
         archive_bucket: Some("zae-limiter-audit-archive".into()),
         max_shard_count: 32,
+        dead_letter_bucket: None,
     };
     let now_ms = large.now_ms;
     let cases = [(100, small.event_json.as_str()), (1_000, large.event_json.as_str()), (10_000, huge.as_str())];

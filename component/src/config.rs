@@ -29,6 +29,9 @@ pub struct Config {
     pub snapshot_ttl_days: u32,
     /// Archive bucket; `None` disables archival.
     pub archive_bucket: Option<String>,
+    /// Dead-letter bucket; `None` keeps records that can never be applied
+    /// failing (docs/specification.md#dead-letters).
+    pub dead_letter_bucket: Option<String>,
     /// Maximum shard count.
     pub max_shard_count: u32,
 }
@@ -40,6 +43,7 @@ impl Default for Config {
             windows: vec![Window::Hourly, Window::Daily],
             snapshot_ttl_days: DEFAULT_TTL_DAYS,
             archive_bucket: None,
+            dead_letter_bucket: None,
             max_shard_count: DEFAULT_MAX_SHARD_COUNT,
         }
     }
@@ -69,6 +73,11 @@ impl Config {
                 return Err(ConfigError::new("archive-bucket", Empty, "archive-bucket is empty"));
             }
         }
+        if let Some(b) = &self.dead_letter_bucket {
+            if b.is_empty() {
+                return Err(ConfigError::new("dead-letter-bucket", Empty, "dead-letter-bucket is empty"));
+            }
+        }
         if self.max_shard_count == 0 || self.max_shard_count > MAX_SHARD_COUNT_LIMIT {
             let message = format!("max-shard-count must be 1..={MAX_SHARD_COUNT_LIMIT}");
             return Err(ConfigError::new("max-shard-count", OutOfRange, message));
@@ -88,6 +97,7 @@ impl Config {
         let mut archival = None;
         let mut bucket = None;
         let mut max_shards = None;
+        let mut dead_letter = None;
         for (k, v) in vars {
             match k {
                 "TABLE_NAME" => table = Some(v),
@@ -96,6 +106,7 @@ impl Config {
                 "ENABLE_ARCHIVAL" => archival = Some(v),
                 "ARCHIVE_BUCKET_NAME" => bucket = Some(v),
                 "MAX_SHARD_COUNT" => max_shards = Some(v),
+                "DEAD_LETTER_BUCKET" => dead_letter = Some(v),
                 _ => {}
             }
         }
@@ -134,6 +145,13 @@ impl Config {
                 }
             }
         }
+        // The dead letter defaults to the archive bucket (under its own
+        // prefix); `none` turns it off.
+        cfg.dead_letter_bucket = match dead_letter.map(str::trim) {
+            Some("none") => None,
+            Some(b) if !b.is_empty() => Some(b.to_string()),
+            _ => cfg.archive_bucket.clone(),
+        };
         if let Some(m) = max_shards {
             cfg.max_shard_count = parse_bounded(m, 1, MAX_SHARD_COUNT_LIMIT)
                 .map_err(|(p, e)| ConfigError::new("MAX_SHARD_COUNT", p, format!("MAX_SHARD_COUNT={m:?}: {e}")))?;
@@ -206,10 +224,31 @@ mod tests {
         assert_eq!((e.setting.as_str(), e.problem), ("ARCHIVE_BUCKET_NAME", ConfigProblem::RequiresOther));
         let c = Config::from_env([("ENABLE_ARCHIVAL", "TRUE"), ("ARCHIVE_BUCKET_NAME", "b")]).unwrap();
         assert_eq!(c.archive_bucket.as_deref(), Some("b"));
+        assert_eq!(c.dead_letter_bucket.as_deref(), Some("b"), "the dead letter defaults to the archive bucket");
         let c = Config::from_env([("ENABLE_ARCHIVAL", "false"), ("ARCHIVE_BUCKET_NAME", "b")]).unwrap();
         assert_eq!(c.archive_bucket, None);
         let e = Config::from_env([("ENABLE_ARCHIVAL", "maybe")]).unwrap_err();
         assert_eq!((e.setting.as_str(), e.problem), ("ENABLE_ARCHIVAL", ConfigProblem::UnknownValue));
+    }
+
+    #[test]
+    fn the_dead_letter_bucket_is_its_own_or_the_archive_bucket() {
+        assert_eq!(Config::from_env([]).unwrap().dead_letter_bucket, None);
+        let c = Config::from_env([("DEAD_LETTER_BUCKET", " dl ")]).unwrap();
+        assert_eq!(c.dead_letter_bucket.as_deref(), Some("dl"));
+        let c =
+            Config::from_env([("ENABLE_ARCHIVAL", "true"), ("ARCHIVE_BUCKET_NAME", "a"), ("DEAD_LETTER_BUCKET", "dl")])
+                .unwrap();
+        assert_eq!((c.archive_bucket.as_deref(), c.dead_letter_bucket.as_deref()), (Some("a"), Some("dl")));
+        let c = Config::from_env([
+            ("ENABLE_ARCHIVAL", "true"),
+            ("ARCHIVE_BUCKET_NAME", "a"),
+            ("DEAD_LETTER_BUCKET", "none"),
+        ])
+        .unwrap();
+        assert_eq!(c.dead_letter_bucket, None, "none turns the default off");
+        let c = Config { dead_letter_bucket: Some(String::new()), ..Config::default() };
+        assert_eq!(c.validate().unwrap_err().setting, "dead-letter-bucket");
     }
 
     #[test]

@@ -44,6 +44,7 @@ fn config_from(c: wit::Config) -> NativeConfig {
         snapshot_ttl_days: c.snapshot_ttl_days,
         archive_bucket: c.archive_bucket,
         max_shard_count: c.max_shard_count,
+        dead_letter_bucket: c.dead_letter_bucket,
     }
 }
 
@@ -54,6 +55,7 @@ fn config_to(c: NativeConfig) -> wit::Config {
         snapshot_ttl_days: c.snapshot_ttl_days,
         archive_bucket: c.archive_bucket,
         max_shard_count: c.max_shard_count,
+        dead_letter_bucket: c.dead_letter_bucket,
     }
 }
 
@@ -134,6 +136,7 @@ fn purpose_to(p: native::Purpose) -> wit::Purpose {
         native::Purpose::ShardBump => wit::Purpose::ShardBump,
         native::Purpose::ShardPropagate => wit::Purpose::ShardPropagate,
         native::Purpose::Archive => wit::Purpose::Archive,
+        native::Purpose::DeadLetter => wit::Purpose::DeadLetter,
     }
 }
 
@@ -144,6 +147,7 @@ fn purpose_from(p: wit::Purpose) -> native::Purpose {
         wit::Purpose::ShardBump => native::Purpose::ShardBump,
         wit::Purpose::ShardPropagate => native::Purpose::ShardPropagate,
         wit::Purpose::Archive => native::Purpose::Archive,
+        wit::Purpose::DeadLetter => native::Purpose::DeadLetter,
     }
 }
 
@@ -257,24 +261,24 @@ macro_rules! copy_fields {
     }};
 }
 
+fn write_to(w: native::Write) -> wit::Write {
+    wit::Write {
+        id: w.id,
+        purpose: purpose_to(w.purpose),
+        failure_policy: policy_to(w.failure_policy),
+        on_condition_failure: on_failure_to(w.on_condition_failure),
+        target: w.target,
+        records: w.records,
+        operation: operation_to(w.operation),
+        on_applied: w.on_applied.into_iter().map(log_to).collect(),
+        on_failed: w.on_failed.into_iter().map(log_to).collect(),
+    }
+}
+
 fn plan_to(p: native::Plan) -> wit::BatchPlan {
     use wit::Counters;
     wit::BatchPlan {
-        writes: p
-            .writes
-            .into_iter()
-            .map(|w| wit::Write {
-                id: w.id,
-                purpose: purpose_to(w.purpose),
-                failure_policy: policy_to(w.failure_policy),
-                on_condition_failure: on_failure_to(w.on_condition_failure),
-                target: w.target,
-                records: w.records,
-                operation: operation_to(w.operation),
-                on_applied: w.on_applied.into_iter().map(log_to).collect(),
-                on_failed: w.on_failed.into_iter().map(log_to).collect(),
-            })
-            .collect(),
+        writes: p.writes.into_iter().map(write_to).collect(),
         outcomes: p
             .outcomes
             .into_iter()
@@ -360,6 +364,7 @@ fn error_to(e: native::PlanError) -> wit::PlanError {
         native::PlanError::RecordsNotList => wit::PlanError::RecordsNotList,
         native::PlanError::BadConfig(c) => wit::PlanError::BadConfig(config_error_to(c)),
         native::PlanError::UnknownWriteId(id) => wit::PlanError::UnknownWriteId(id),
+        native::PlanError::UnknownRecordIndex(i) => wit::PlanError::UnknownRecordIndex(i),
     }
 }
 
@@ -372,6 +377,7 @@ fn error_from(e: wit::PlanError) -> native::PlanError {
         wit::PlanError::RecordsNotList => native::PlanError::RecordsNotList,
         wit::PlanError::BadConfig(c) => native::PlanError::BadConfig(config_error_from(c)),
         wit::PlanError::UnknownWriteId(id) => native::PlanError::UnknownWriteId(id),
+        wit::PlanError::UnknownRecordIndex(i) => native::PlanError::UnknownRecordIndex(i),
     }
 }
 
@@ -402,6 +408,21 @@ impl Guest for Component {
         let observed: Vec<native::ObservedItem> =
             observed.into_iter().map(|o| native::ObservedItem { write_id: o.write_id, item: o.item }).collect();
         crate::replan_snapshots(&b, &observed).map(plan_to).map_err(error_to)
+    }
+
+    fn dead_letter(batch: wit::Batch, failures: Vec<wit::RecordFailure>) -> Result<Option<wit::Write>, wit::PlanError> {
+        let config = config_from(batch.config);
+        let b = native::Batch {
+            event_json: &batch.event_json,
+            config: &config,
+            now_ms: batch.now_ms,
+            invocation_id: &batch.invocation_id,
+        };
+        let failures: Vec<crate::RecordFailure> = failures
+            .into_iter()
+            .map(|f| crate::RecordFailure { index: f.index, reason: f.reason, write_id: f.write_id })
+            .collect();
+        crate::dead_letter(&b, &failures).map(|w| w.map(write_to)).map_err(error_to)
     }
 
     fn config_from_env(vars: Vec<(String, String)>) -> Result<wit::Config, wit::ConfigError> {

@@ -16,6 +16,7 @@
 pub mod archive;
 pub mod bucket;
 pub mod config;
+pub mod dead_letter;
 pub mod event;
 pub mod json;
 pub mod plan;
@@ -262,8 +263,73 @@ pub fn plan(batch: &Batch) -> Result<Plan, PlanError> {
     }
     out.finish_writes();
     finish(&c, &mut out);
+    if let Some(bucket) = &cfg.dead_letter_bucket {
+        // Invalid records can never be applied: stored with their reasons,
+        // they count as handled (docs/specification.md#dead-letters).
+        let entries: Vec<dead_letter::Entry> = out
+            .outcomes
+            .iter()
+            .filter_map(|o| match &o.status {
+                RecordStatus::Invalid(reason) => Some(dead_letter::Entry {
+                    index: o.index,
+                    sequence_number: o.sequence_number.clone(),
+                    reason: reason.clone(),
+                    request: None,
+                }),
+                _ => None,
+            })
+            .collect();
+        let id = out.writes.len() as u32;
+        if let Some(w) = dead_letter::write(batch.event_json, batch.now_ms, bucket, &entries, id) {
+            out.writes.push(w);
+        }
+    }
     summary(&mut out, batch, "Batch planned");
     Ok(out)
+}
+
+/// A record the host could not apply, for [`dead_letter`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFailure {
+    /// Index in the event's `Records`.
+    pub index: u32,
+    /// Why it can never be applied.
+    pub reason: String,
+    /// The id of the write that failed for it, if any.
+    pub write_id: Option<u32>,
+}
+
+/// The dead-letter write for records the host found can never be applied
+/// (a write DynamoDB or S3 refuses for good, a snapshot item whose watermark
+/// is malformed): `None` when no dead-letter bucket is configured or there
+/// is nothing to store. Each line carries the failed request, taken from
+/// the batch's own plan by write id; the write's id follows the plan's.
+pub fn dead_letter(batch: &Batch, failures: &[RecordFailure]) -> Result<Option<plan::Write>, PlanError> {
+    let Some(bucket) = &batch.config.dead_letter_bucket else {
+        return Ok(None);
+    };
+    let planned = plan(batch)?;
+    let mut entries = Vec::with_capacity(failures.len());
+    for f in failures {
+        let Some(outcome) = planned.outcomes.get(f.index as usize) else {
+            return Err(PlanError::UnknownRecordIndex(f.index));
+        };
+        let request = match f.write_id {
+            None => None,
+            Some(id) => match planned.writes.get(id as usize) {
+                Some(w) => Some(plan::operation_json(&w.operation)),
+                None => return Err(PlanError::UnknownWriteId(id)),
+            },
+        };
+        entries.push(dead_letter::Entry {
+            index: f.index,
+            sequence_number: outcome.sequence_number.clone(),
+            reason: f.reason.clone(),
+            request,
+        });
+    }
+    let id = planned.writes.len() as u32;
+    Ok(dead_letter::write(batch.event_json, batch.now_ms, bucket, &entries, id))
 }
 
 /// Re-plan the snapshot writes of `batch` for the observed items only

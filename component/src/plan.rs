@@ -120,6 +120,8 @@ pub enum Purpose {
     ShardPropagate,
     /// Audit archive object.
     Archive,
+    /// Dead-letter object of records that can never be applied.
+    DeadLetter,
 }
 
 impl Purpose {
@@ -131,6 +133,7 @@ impl Purpose {
             Purpose::ShardBump => "shard-bump",
             Purpose::ShardPropagate => "shard-propagate",
             Purpose::Archive => "archive",
+            Purpose::DeadLetter => "dead-letter",
         }
     }
 }
@@ -151,7 +154,7 @@ impl FailurePolicy {
     /// writes are re-decided by the next batch.
     pub fn of(purpose: Purpose) -> Self {
         match purpose {
-            Purpose::Snapshot | Purpose::Archive => FailurePolicy::Required,
+            Purpose::Snapshot | Purpose::Archive | Purpose::DeadLetter => FailurePolicy::Required,
             Purpose::Refill | Purpose::ShardBump | Purpose::ShardPropagate => FailurePolicy::BestEffort,
         }
     }
@@ -482,8 +485,10 @@ pub enum PlanError {
     RecordsNotList,
     /// Config unusable.
     BadConfig(ConfigError),
-    /// An observed item names no snapshot write of the plan.
+    /// An observed item or a record failure names no write of the plan.
     UnknownWriteId(u32),
+    /// A record failure names no record of the batch.
+    UnknownRecordIndex(u32),
 }
 
 impl PlanError {
@@ -495,6 +500,7 @@ impl PlanError {
             PlanError::RecordsNotList => "records-not-list",
             PlanError::BadConfig(_) => "bad-config",
             PlanError::UnknownWriteId(_) => "unknown-write-id",
+            PlanError::UnknownRecordIndex(_) => "unknown-record-index",
         }
     }
 }
@@ -506,9 +512,8 @@ impl std::fmt::Display for PlanError {
             PlanError::EventNotObject => f.write_str("event is not a JSON object"),
             PlanError::RecordsNotList => f.write_str("Records is not a list"),
             PlanError::BadConfig(e) => write!(f, "bad config: {}", e.message),
-            PlanError::UnknownWriteId(id) => {
-                write!(f, "observed item names write {id}, not a snapshot write of this batch")
-            }
+            PlanError::UnknownWriteId(id) => write!(f, "write {id} is not a write of this batch's plan"),
+            PlanError::UnknownRecordIndex(i) => write!(f, "record {i} is not a record of this batch"),
         }
     }
 }
@@ -654,6 +659,13 @@ fn write_opt_str(out: &mut String, s: &Option<String>) {
         Some(s) => write_json_str(out, s),
         None => out.push_str("null"),
     }
+}
+
+/// One operation in canonical JSON (as inside a plan's write).
+pub fn operation_json(op: &Operation) -> String {
+    let mut out = String::new();
+    write_operation(&mut out, op);
+    out
 }
 
 fn write_operation(out: &mut String, op: &Operation) {
@@ -823,6 +835,7 @@ pub fn error_json(e: &PlanError) -> String {
             out.push('"');
         }
         PlanError::UnknownWriteId(id) => out.push_str(&format!(",\"write_id\":{id}")),
+        PlanError::UnknownRecordIndex(i) => out.push_str(&format!(",\"record_index\":{i}")),
         PlanError::EventNotObject | PlanError::RecordsNotList => {}
     }
     out.push_str(",\"message\":");

@@ -105,6 +105,11 @@ fn parse_config(v: &Value) -> Result<Config, String> {
             _ => return Err("archive_bucket is not a string or null".into()),
         },
         max_shard_count: num("max_shard_count")?,
+        dead_letter_bucket: match v.get("dead_letter_bucket") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err("dead_letter_bucket is not a string or null".into()),
+        },
     })
 }
 

@@ -211,6 +211,7 @@ proptest! {
         let config = Config {
             windows: vec![Window::Monthly, Window::Hourly],
             archive_bucket: Some("b".into()),
+            dead_letter_bucket: Some("dl".into()),
             max_shard_count: 8,
             ..Config::default()
         };

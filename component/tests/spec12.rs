@@ -885,15 +885,20 @@ fn extract_tc_in_only_one_image_gives_nothing() {
 }
 
 #[test]
-fn extract_missing_or_empty_entity_id_is_invalid_w3() {
-    // Upstream skips both; we report them (W3).
+fn extract_missing_or_empty_entity_id_is_skipped_and_counted() {
+    // Upstream skips both silently; we skip them with the reason, and count them.
     let base = Bucket::old_format("default", "entity-1", "gpt-4").rf(JAN1_143522).tc("tpm", 0, 5_000_000);
     let missing = base.clone().drop_new("entity_id").record(1);
     let empty = base.set_new("entity_id", s("")).record(2);
     let plan = plan_hourly(&[missing, empty]);
     assert!(plan.writes.is_empty());
-    assert!(invalid_reason(&plan, 0).contains("entity_id"));
-    assert!(invalid_reason(&plan, 1).contains("entity_id"));
+    for o in &plan.outcomes {
+        match &o.status {
+            RecordStatus::Skipped(reason) => assert!(reason.contains("no entity_id"), "{reason}"),
+            other => panic!("record {}: {other:?}", o.index),
+        }
+    }
+    assert_eq!((plan.counters.skipped, plan.counters.invalid), (2, 0));
 }
 
 #[test]

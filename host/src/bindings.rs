@@ -46,6 +46,7 @@ impl Purpose {
             Purpose::ShardBump => "shard-bump",
             Purpose::ShardPropagate => "shard-propagate",
             Purpose::Archive => "archive",
+            Purpose::DeadLetter => "dead-letter",
         }
     }
 }
@@ -79,32 +80,8 @@ impl PlanError {
             PlanError::EventNotObject => "event is not a JSON object".into(),
             PlanError::RecordsNotList => "Records is not a list".into(),
             PlanError::BadConfig(e) => format!("bad config: {}", e.message),
-            PlanError::UnknownWriteId(id) => {
-                format!("observed item names write {id}, not a snapshot write of this batch")
-            }
+            PlanError::UnknownWriteId(id) => format!("write {id} is not a write of this batch's plan"),
+            PlanError::UnknownRecordIndex(i) => format!("record {i} is not a record of this batch"),
         }
-    }
-}
-
-impl Counters {
-    /// `(name, value)` pairs in WIT field order, names in snake case (as in
-    /// the canonical JSON and the completion log line).
-    pub fn fields(&self) -> [(&'static str, u32); 14] {
-        [
-            ("records", self.records),
-            ("bucket_records", self.bucket_records),
-            ("audit_records", self.audit_records),
-            ("skipped", self.skipped),
-            ("invalid", self.invalid),
-            ("deltas", self.deltas),
-            ("window_time_from_rf", self.window_time_from_rf),
-            ("reserved_limit_deltas", self.reserved_limit_deltas),
-            ("snapshot_writes", self.snapshot_writes),
-            ("refill_writes", self.refill_writes),
-            ("shard_bump_writes", self.shard_bump_writes),
-            ("shard_propagate_writes", self.shard_propagate_writes),
-            ("archive_objects", self.archive_objects),
-            ("archived_events", self.archived_events),
-        ]
     }
 }

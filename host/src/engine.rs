@@ -20,7 +20,7 @@ use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsB
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::bindings::{self as wit, Batch, BatchPlan, ConfigError, ObservedItem, PlanError};
+use crate::bindings::{self as wit, Batch, BatchPlan, ConfigError, ObservedItem, PlanError, RecordFailure, Write};
 
 /// The planner component, built by `build.rs` for `wasm32-wasip2`.
 pub static COMPONENT_WASM: &[u8] = include_bytes!(env!("ZAE_COMPONENT_PATH"));
@@ -257,6 +257,18 @@ impl Planner {
     ) -> Result<Result<BatchPlan, PlanError>, CallError> {
         let (mut store, instance) = self.instantiate().await?;
         let result = instance.zae_aggregator_planner().call_replan_snapshots(&mut store, batch.clone(), observed).await;
+        result.map_err(|e| self.call_error(&store, e))
+    }
+
+    /// The dead-letter write for records that can never be applied (see the
+    /// contract's `dead-letter`), in a fresh instance.
+    pub async fn dead_letter(
+        &self,
+        batch: &Batch<'_>,
+        failures: &[RecordFailure<'_>],
+    ) -> Result<Result<Option<Write>, PlanError>, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let result = instance.zae_aggregator_planner().call_dead_letter(&mut store, batch.clone(), failures).await;
         result.map_err(|e| self.call_error(&store, e))
     }
 

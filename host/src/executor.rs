@@ -1,6 +1,6 @@
 //! Executing a plan: every write is one DynamoDB `UpdateItem` / `PutItem` or
 //! S3 `PutObject` request, sent concurrently (bounded), with the SDK's
-//! standard retries (`docs/architecture.md#the-executor`).
+//! standard retries (`docs/architecture.md#executor`).
 //!
 //! What a failed ConditionExpression means is the plan's call, never the
 //! executor's: `ignore` writes are counted and dropped; `resolve-watermarks`
@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 
 use crate::bindings::{
     Attribute, Batch, ExpressionName, FailurePolicy, LogEntry, LogField, ObservedItem, OnConditionFailure, Operation,
-    Purpose, PutItem, PutObject, RecordOutcome, RecordStatus, UpdateItem, Write,
+    Purpose, PutItem, PutObject, RecordFailure, RecordOutcome, RecordStatus, UpdateItem, Write,
 };
 use crate::dynamo_json::{attrs_to_map, item_to_json};
 use crate::engine::Planner;
@@ -93,6 +93,9 @@ pub enum WriteResult {
     /// A `best-effort` write failed for good; the text says why. Counted and
     /// logged; its records did not fail.
     Abandoned(String),
+    /// A `required` write that can never succeed; the text says why. Its
+    /// records were stored in the dead letter, so they count as handled.
+    DeadLettered(String),
 }
 
 /// What one original write is, without its request (which is moved into the
@@ -164,8 +167,25 @@ pub struct Report {
     pub archive_objects_failed: u32,
     /// `best-effort` writes that failed for good.
     pub best_effort_failures: u32,
-    /// Indices of the stream records whose `required` writes failed for good.
+    /// Records stored in dead-letter objects (the plan's own, for records
+    /// the planner found invalid, and the executor's, for writes refused for
+    /// good).
+    pub dead_letter_records: u32,
+    /// Indices of the stream records whose `required` writes failed for good
+    /// (and were not stored in the dead letter).
     pub failed_records: BTreeSet<u32>,
+    /// Indices of the stream records stored in the dead letter by the
+    /// executor (a write refused for good, a malformed watermark).
+    pub dead_lettered_records: BTreeSet<u32>,
+    /// `required` writes that failed permanently: write id, its records and
+    /// why. Candidates for the dead letter.
+    pub permanent_failures: Vec<(u32, Vec<u32>, String)>,
+    /// Records some `required` write failed for transiently: they must be
+    /// retried, never dead-lettered.
+    pub transient_records: BTreeSet<u32>,
+    /// Failures that mean the deployment itself is wrong (access denied, a
+    /// missing table or bucket): the invocation fails loudly.
+    pub deployment_errors: Vec<String>,
     /// One line per failed write: purpose, target, and the error chain.
     pub errors: Vec<String>,
     /// Log entries of the re-plans, in order, for the caller to emit with
@@ -178,9 +198,12 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether every required write ended well (applied, ignored or resolved).
+    /// Whether every required write ended well (applied, ignored, resolved,
+    /// or its records stored in the dead letter) and the deployment is sound.
     pub fn is_success(&self) -> bool {
-        self.failed_records.is_empty() && !self.writes.iter().any(|w| matches!(w, WriteResult::Failed(_)))
+        self.failed_records.is_empty()
+            && self.deployment_errors.is_empty()
+            && !self.writes.iter().any(|w| matches!(w, WriteResult::Failed(_)))
     }
 
     fn count_applied(&mut self, purpose: Purpose, records: usize) {
@@ -193,14 +216,27 @@ impl Report {
                 self.archive_objects_written += 1;
                 self.archived_events += count(records);
             }
+            Purpose::DeadLetter => self.dead_letter_records += count(records),
         }
     }
 
-    /// End original write `w` for good, as its failure policy says.
-    fn fail(&mut self, w: &WriteMeta, message: String) {
+    /// End original write `w` for good, as its failure policy and the
+    /// failure's kind say.
+    fn fail(&mut self, w: &WriteMeta, failure: Failure) {
+        let Failure { kind, message } = failure;
         self.write_logs.extend(w.on_failed.iter().map(|e| with_error(e, &message)));
         if w.purpose == Purpose::Archive {
             self.archive_objects_failed += 1;
+        }
+        if kind == FailureKind::Deployment {
+            tracing::error!(
+                target: "zae_aggregator::executor",
+                purpose = w.purpose.name(),
+                write = %w.target,
+                exception = %message,
+                "The deployment is wrong: a write was refused"
+            );
+            self.deployment_errors.push(format!("{} {}: {message}", w.purpose.name(), w.target));
         }
         let index = w.id as usize;
         match w.failure_policy {
@@ -214,6 +250,12 @@ impl Report {
                     "Write failed"
                 );
                 self.failed_records.extend(w.records.iter().copied());
+                match kind {
+                    FailureKind::Permanent => self.permanent_failures.push((w.id, w.records.clone(), message.clone())),
+                    FailureKind::Transient | FailureKind::Deployment => {
+                        self.transient_records.extend(w.records.iter().copied())
+                    }
+                }
                 self.errors.push(format!("{} {}: {message}", w.purpose.name(), w.target));
                 if let Some(slot) = self.writes.get_mut(index) {
                     *slot = WriteResult::Failed(message);
@@ -231,6 +273,37 @@ impl Report {
                 self.errors.push(format!("{} {} (best-effort): {message}", w.purpose.name(), w.target));
                 if let Some(slot) = self.writes.get_mut(index) {
                     *slot = WriteResult::Abandoned(message);
+                }
+            }
+        }
+    }
+
+    /// The records that can go to the dead letter: those of permanently
+    /// failed writes that no transient failure also holds back, each with
+    /// the first such write's id and error (pure).
+    pub fn dead_letter_candidates(&self) -> Vec<(u32, Option<u32>, String)> {
+        let mut out: BTreeMap<u32, (Option<u32>, String)> = BTreeMap::new();
+        for (id, records, message) in &self.permanent_failures {
+            for &r in records {
+                if !self.transient_records.contains(&r) {
+                    out.entry(r).or_insert_with(|| (Some(*id), message.clone()));
+                }
+            }
+        }
+        out.into_iter().map(|(r, (id, m))| (r, id, m)).collect()
+    }
+
+    /// Record that the dead letter holds `records`: they are handled, and the
+    /// writes whose every record is held count as dead-lettered.
+    fn dead_lettered(&mut self, records: &[u32]) {
+        for r in records {
+            self.failed_records.remove(r);
+            self.dead_lettered_records.insert(*r);
+        }
+        for (id, recs, message) in &self.permanent_failures {
+            if recs.iter().all(|r| self.dead_lettered_records.contains(r)) {
+                if let Some(slot) = self.writes.get_mut(*id as usize) {
+                    *slot = WriteResult::DeadLettered(message.clone());
                 }
             }
         }
@@ -265,7 +338,87 @@ pub enum Outcome {
     /// item the condition met (DynamoDB JSON), `None` if it does not exist.
     ConditionFailed(Option<String>),
     /// The request failed for good (after the SDK's retries).
-    Failed(String),
+    Failed(Failure),
+}
+
+/// What kind of failure a request met: it decides where its records go
+/// (docs/delivery-guarantees.md#failure-handling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// Throttling, a server error, a timeout, a lost connection: a retry may
+    /// succeed, so a `required` write's records fail and are delivered again.
+    Transient,
+    /// The request itself can never succeed (a validation error, a size
+    /// limit, a malformed value): its records go to the dead letter.
+    Permanent,
+    /// The deployment is wrong (access denied, a missing table or bucket,
+    /// bad credentials): not the records' fault, so they never go to the dead
+    /// letter; the invocation fails loudly.
+    Deployment,
+}
+
+impl FailureKind {
+    /// The kind of an error the service answered with `code`.
+    pub fn of_code(code: &str) -> FailureKind {
+        const DEPLOYMENT: &[&str] = &[
+            "AccessDenied",
+            "AccessDeniedException",
+            "AllAccessDisabled",
+            "ExpiredToken",
+            "ExpiredTokenException",
+            "InvalidAccessKeyId",
+            "InvalidClientTokenId",
+            "InvalidSignatureException",
+            "MissingAuthenticationToken",
+            "MissingAuthenticationTokenException",
+            "NoSuchBucket",
+            "ResourceNotFoundException",
+            "SignatureDoesNotMatch",
+            "UnrecognizedClientException",
+            "KMSAccessDeniedException",
+            "KMSDisabledException",
+            "KMSNotFoundException",
+            "KMSInvalidStateException",
+        ];
+        const PERMANENT: &[&str] = &[
+            "ValidationException",
+            "SerializationException",
+            "ItemCollectionSizeLimitExceededException",
+            "EntityTooLarge",
+            "InvalidArgument",
+            "InvalidRequest",
+            "KeyTooLongError",
+            "MetadataTooLarge",
+        ];
+        if DEPLOYMENT.contains(&code) {
+            FailureKind::Deployment
+        } else if PERMANENT.contains(&code) {
+            FailureKind::Permanent
+        } else {
+            FailureKind::Transient
+        }
+    }
+}
+
+/// A request that failed for good: its kind and the error in one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Where its records go.
+    pub kind: FailureKind,
+    /// `{code}: {message} (HTTP {status})`, or the SDK's error chain.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure a retry may fix.
+    pub fn transient(message: impl Into<String>) -> Failure {
+        Failure { kind: FailureKind::Transient, message: message.into() }
+    }
+
+    /// A failure no retry can fix.
+    pub fn permanent(message: impl Into<String>) -> Failure {
+        Failure { kind: FailureKind::Permanent, message: message.into() }
+    }
 }
 
 /// One executed request.
@@ -322,8 +475,9 @@ pub fn match_replan(conflicts: &Conflicts, writes: Vec<Write>) -> Round {
 pub enum Settlement {
     /// Nothing is left to apply for the item.
     Resolved,
-    /// The item's re-planned write failed, or its records turned out invalid.
-    Failed(String),
+    /// The item's re-planned write failed, or its records turned out invalid
+    /// (a malformed watermark: a permanent failure).
+    Failed(Failure),
     /// The re-planned write met newer watermarks: another round, with this item.
     Again(Option<String>),
 }
@@ -350,12 +504,12 @@ pub fn settle(
                 Settlement::Resolved
             } else {
                 let reasons: Vec<&str> = reasons.into_iter().collect();
-                Settlement::Failed(format!("not re-planned: {}", reasons.join("; ")))
+                Settlement::Failed(Failure::permanent(format!("not re-planned: {}", reasons.join("; "))))
             };
             settled.insert(id, s);
             continue;
         };
-        let mut failure: Option<String> = None;
+        let mut failure: Option<Failure> = None;
         let mut again: Option<Option<String>> = None;
         for &j in positions {
             match outcomes.get(j) {
@@ -364,12 +518,14 @@ pub fn settle(
                     OnConditionFailure::ResolveWatermarks => again = Some(observed.clone()),
                     OnConditionFailure::Ignore => {}
                 },
-                Some(Outcome::Failed(message)) => failure = Some(format!("re-planned write: {message}")),
-                None => failure = Some("re-planned write has no result".into()),
+                Some(Outcome::Failed(f)) => {
+                    failure = Some(Failure { kind: f.kind, message: format!("re-planned write: {}", f.message) })
+                }
+                None => failure = Some(Failure::transient("re-planned write has no result")),
             }
         }
         let s = match (failure, again) {
-            (Some(message), _) => Settlement::Failed(message),
+            (Some(f), _) => Settlement::Failed(f),
             (None, Some(observed)) => Settlement::Again(observed),
             (None, None) => Settlement::Resolved,
         };
@@ -478,7 +634,7 @@ impl Executor {
                     report.write_logs.extend(meta.on_applied.iter().cloned());
                     report.set(meta.id, WriteResult::Applied);
                 }
-                Outcome::Failed(message) => report.fail(meta, message),
+                Outcome::Failed(failure) => report.fail(meta, failure),
                 Outcome::ConditionFailed(observed) => match meta.on_condition_failure {
                     OnConditionFailure::Ignore => {
                         report.conditions_ignored += 1;
@@ -491,7 +647,56 @@ impl Executor {
             }
         }
         self.resolve(planner, batch, &metas, outcomes, conflicts, &mut report).await;
+        self.dead_letter(planner, batch, &mut report).await;
         report
+    }
+
+    /// Store the records that can never be applied in the dead letter (the
+    /// planner's `dead-letter` write, when a bucket is configured); once it
+    /// is stored they count as handled. If storing fails, they stay failed.
+    async fn dead_letter(&self, planner: &Planner, batch: &Batch<'_>, report: &mut Report) {
+        let candidates = report.dead_letter_candidates();
+        if candidates.is_empty() {
+            return;
+        }
+        let failures: Vec<RecordFailure> = candidates
+            .iter()
+            .map(|(index, write_id, reason)| RecordFailure { index: *index, reason, write_id: *write_id })
+            .collect();
+        let write = match planner.dead_letter(batch, &failures).await {
+            Ok(Ok(Some(w))) => w,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                report.errors.push(format!("dead letter: the planner refused it: {}", e.message()));
+                return;
+            }
+            Err(e) => {
+                report.errors.push(format!("dead letter: the planner call failed: {e}"));
+                return;
+            }
+        };
+        let (meta, op) = WriteMeta::split(write);
+        let attempt = self.run(vec![(op, false)]).await.pop();
+        match attempt {
+            Some(Attempt { sent, outcome: Outcome::Applied }) => {
+                report.requests += u32::from(sent);
+                report.write_logs.extend(meta.on_applied.iter().cloned());
+                report.dead_letter_records += count(meta.records.len());
+                report.dead_lettered(&meta.records);
+            }
+            Some(Attempt { sent, outcome: Outcome::Failed(f) }) => {
+                report.requests += u32::from(sent);
+                report.write_logs.extend(meta.on_failed.iter().map(|e| with_error(e, &f.message)));
+                report.errors.push(format!("{} {}: {}", meta.purpose.name(), meta.target, f.message));
+                if f.kind == FailureKind::Deployment {
+                    report.deployment_errors.push(format!("{} {}: {}", meta.purpose.name(), meta.target, f.message));
+                }
+            }
+            Some(Attempt { sent, outcome: Outcome::ConditionFailed(_) }) => {
+                report.requests += u32::from(sent);
+            }
+            None => {}
+        }
     }
 
     /// Re-plan and execute conflicted snapshot items, round by round.
@@ -508,7 +713,7 @@ impl Executor {
         let fail_all = |report: &mut Report, conflicts: &Conflicts, message: &str| {
             for &id in conflicts.0.keys() {
                 if let Some(m) = meta_of(id) {
-                    report.fail(m, message.to_string());
+                    report.fail(m, Failure::transient(message));
                 }
             }
         };
@@ -568,9 +773,9 @@ impl Executor {
             for (id, s) in settled {
                 match s {
                     Settlement::Resolved => report.set(id, WriteResult::Resolved),
-                    Settlement::Failed(message) => {
+                    Settlement::Failed(failure) => {
                         if let Some(m) = meta_of(id) {
-                            report.fail(m, message);
+                            report.fail(m, failure);
                         }
                     }
                     Settlement::Again(observed) => {
@@ -605,7 +810,7 @@ impl Executor {
                     if let Some(&index) = task_index.get(&e.id()) {
                         results[index] = Some(Attempt {
                             sent: false,
-                            outcome: Outcome::Failed(format!("the request task failed: {e}")),
+                            outcome: Outcome::Failed(Failure::transient(format!("the request task failed: {e}"))),
                         });
                     }
                 }
@@ -614,7 +819,12 @@ impl Executor {
         }
         results
             .into_iter()
-            .map(|r| r.unwrap_or(Attempt { sent: false, outcome: Outcome::Failed("the request task vanished".into()) }))
+            .map(|r| {
+                r.unwrap_or(Attempt {
+                    sent: false,
+                    outcome: Outcome::Failed(Failure::transient("the request task vanished")),
+                })
+            })
             .collect()
     }
 }
@@ -650,8 +860,8 @@ async fn send(ddb: &aws_sdk_dynamodb::Client, s3: &aws_sdk_s3::Client, op: Opera
             }
             Attempt { sent: true, outcome }
         }
-        // Malformed request parts: nothing was sent.
-        Err(message) => Attempt { sent: false, outcome: Outcome::Failed(message) },
+        // Malformed request parts: nothing was sent, and nothing ever will be.
+        Err(message) => Attempt { sent: false, outcome: Outcome::Failed(Failure::permanent(message)) },
     }
 }
 
@@ -743,10 +953,24 @@ async fn put_object(s3: &aws_sdk_s3::Client, o: PutObject) -> Result<Outcome, St
     })
 }
 
-/// A failed request in one line: `{code}: {message} (HTTP {status})` for an
-/// error the service answered, the SDK's error chain otherwise (timeouts,
-/// connection failures), without the raw response dump.
-fn describe_error<E>(err: &SdkError<E, HttpResponse>) -> String
+/// A failed request: its kind (from the service's error code; a request the
+/// SDK could not even build is permanent, everything else transient) and the
+/// error in one line: `{code}: {message} (HTTP {status})` for an error the
+/// service answered, the SDK's error chain otherwise (timeouts, connection
+/// failures), without the raw response dump.
+fn describe_error<E>(err: &SdkError<E, HttpResponse>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let kind = match err {
+        SdkError::ServiceError(service) => service.err().code().map_or(FailureKind::Transient, FailureKind::of_code),
+        SdkError::ConstructionFailure(_) => FailureKind::Permanent,
+        _ => FailureKind::Transient,
+    };
+    Failure { kind, message: describe_error_text(err) }
+}
+
+fn describe_error_text<E>(err: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -853,12 +1077,12 @@ mod tests {
     #[test]
     fn failure_policy_decides_whether_records_fail() {
         let mut r = Report { writes: vec![WriteResult::Pending; 2], ..Report::default() };
-        r.fail(&meta(0, Purpose::Refill, FailurePolicy::BestEffort, vec![3, 4]), "throttled".into());
+        r.fail(&meta(0, Purpose::Refill, FailurePolicy::BestEffort, vec![3, 4]), Failure::transient("throttled"));
         assert!(r.failed_records.is_empty());
         assert_eq!(r.best_effort_failures, 1);
         assert_eq!(r.writes[0], WriteResult::Abandoned("throttled".into()));
         assert!(r.is_success());
-        r.fail(&meta(1, Purpose::Snapshot, FailurePolicy::Required, vec![1, 4]), "throttled".into());
+        r.fail(&meta(1, Purpose::Snapshot, FailurePolicy::Required, vec![1, 4]), Failure::transient("throttled"));
         assert_eq!(r.failed_records, [1, 4].into_iter().collect());
         assert_eq!(r.writes[1], WriteResult::Failed("throttled".into()));
         assert_eq!(r.errors, ["refill t0 (best-effort): throttled", "snapshot t1: throttled"]);
@@ -868,6 +1092,54 @@ mod tests {
         let fields: Vec<(&str, &str)> =
             r.write_logs[1].fields.iter().map(|f| (f.name.as_str(), f.value.as_str())).collect();
         assert_eq!(fields, [("limit_name", "\"tpm\""), ("exception", "\"throttled\"")]);
+        assert!(!r.is_success());
+    }
+
+    #[test]
+    fn error_codes_decide_the_failure_kind() {
+        for code in
+            ["ValidationException", "ItemCollectionSizeLimitExceededException", "EntityTooLarge", "KeyTooLongError"]
+        {
+            assert_eq!(FailureKind::of_code(code), FailureKind::Permanent, "{code}");
+        }
+        for code in ["AccessDeniedException", "AccessDenied", "ResourceNotFoundException", "NoSuchBucket"] {
+            assert_eq!(FailureKind::of_code(code), FailureKind::Deployment, "{code}");
+        }
+        for code in ["ProvisionedThroughputExceededException", "ThrottlingException", "SlowDown", "InternalServerError"]
+        {
+            assert_eq!(FailureKind::of_code(code), FailureKind::Transient, "{code}");
+        }
+    }
+
+    #[test]
+    fn only_records_held_back_by_permanent_failures_alone_go_to_the_dead_letter() {
+        let mut r = Report { writes: vec![WriteResult::Pending; 3], ..Report::default() };
+        r.fail(
+            &meta(0, Purpose::Snapshot, FailurePolicy::Required, vec![1, 2]),
+            Failure::permanent("ValidationException"),
+        );
+        r.fail(&meta(1, Purpose::Snapshot, FailurePolicy::Required, vec![2, 3]), Failure::transient("throttled"));
+        r.fail(&meta(2, Purpose::Archive, FailurePolicy::Required, vec![5]), Failure::permanent("EntityTooLarge"));
+        assert_eq!(
+            r.dead_letter_candidates(),
+            [(1, Some(0), "ValidationException".to_string()), (5, Some(2), "EntityTooLarge".to_string())]
+        );
+        r.dead_lettered(&[1, 5]);
+        assert_eq!(r.failed_records, [2, 3].into_iter().collect());
+        assert_eq!(r.writes[2], WriteResult::DeadLettered("EntityTooLarge".into()));
+        assert_eq!(r.writes[0], WriteResult::Failed("ValidationException".into()), "record 2 still needs a retry");
+        assert!(!r.is_success());
+    }
+
+    #[test]
+    fn deployment_errors_are_never_dead_letter_candidates() {
+        let mut r = Report { writes: vec![WriteResult::Pending; 1], ..Report::default() };
+        r.fail(
+            &meta(0, Purpose::Snapshot, FailurePolicy::Required, vec![0]),
+            Failure { kind: FailureKind::Deployment, message: "AccessDeniedException".into() },
+        );
+        assert!(r.dead_letter_candidates().is_empty());
+        assert_eq!(r.deployment_errors.len(), 1);
         assert!(!r.is_success());
     }
 
@@ -903,8 +1175,11 @@ mod tests {
             write(2, OnConditionFailure::ResolveWatermarks, vec![2]),
         ];
         let round = match_replan(&c, writes);
-        let outcomes =
-            [Outcome::Applied, Outcome::ConditionFailed(Some("{\"M\":{}}".into())), Outcome::Failed("500".into())];
+        let outcomes = [
+            Outcome::Applied,
+            Outcome::ConditionFailed(Some("{\"M\":{}}".into())),
+            Outcome::Failed(Failure::transient("500")),
+        ];
         // Item 3 was not re-planned: all applied before. Item 4 was not
         // re-planned because its record turned out invalid.
         let invalid: BTreeMap<u32, String> = [(4, "watermark is malformed".to_string())].into_iter().collect();
@@ -912,9 +1187,9 @@ mod tests {
         assert_eq!(applied, [0]);
         assert_eq!(settled[&0], Settlement::Resolved);
         assert_eq!(settled[&1], Settlement::Again(Some("{\"M\":{}}".into())));
-        assert_eq!(settled[&2], Settlement::Failed("re-planned write: 500".into()));
+        assert_eq!(settled[&2], Settlement::Failed(Failure::transient("re-planned write: 500")));
         assert_eq!(settled[&3], Settlement::Resolved);
-        assert_eq!(settled[&4], Settlement::Failed("not re-planned: watermark is malformed".into()));
+        assert_eq!(settled[&4], Settlement::Failed(Failure::permanent("not re-planned: watermark is malformed")));
     }
 
     #[test]

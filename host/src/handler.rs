@@ -69,6 +69,11 @@ pub enum InvokeError {
     /// The planner component trapped, ran out of time or memory, or could not
     /// be instantiated.
     Component(CallError),
+    /// A write was refused because the deployment is wrong (access denied, a
+    /// missing table or bucket, bad credentials): not the records' fault, so
+    /// nothing goes to the dead letter and the invocation fails loudly; the
+    /// batch is retried once the deployment is fixed.
+    Deployment(String),
 }
 
 impl InvokeError {
@@ -77,6 +82,7 @@ impl InvokeError {
         match self {
             InvokeError::BadEvent(_) => "InvalidEvent",
             InvokeError::BadConfig(_) => "InvalidConfig",
+            InvokeError::Deployment(_) => "DeploymentError",
             InvokeError::Component(CallError::Trap { .. }) => "PlannerTrap",
             InvokeError::Component(CallError::DeadlineExceeded { .. }) => "PlannerDeadlineExceeded",
             InvokeError::Component(CallError::MemoryLimit { .. }) => "PlannerMemoryLimit",
@@ -95,6 +101,7 @@ impl fmt::Display for InvokeError {
         match self {
             InvokeError::BadEvent(m) => write!(f, "invalid event: {m}"),
             InvokeError::BadConfig(m) => write!(f, "invalid configuration: {m}"),
+            InvokeError::Deployment(m) => write!(f, "the deployment is wrong: {m}"),
             InvokeError::Component(e) => e.fmt(f),
         }
     }
@@ -153,6 +160,23 @@ pub async fn invoke(
     let report = app.executor.execute(&app.planner, &batch, writes, &plan.outcomes).await;
     logging::emit_plan_logs(&report.replan_logs, threshold);
     logging::emit_plan_logs(&report.write_logs, threshold);
+    if let Some(first) = report.deployment_errors.first() {
+        let more = report.deployment_errors.len() - 1;
+        let e = InvokeError::Deployment(if more == 0 { first.clone() } else { format!("{first} (and {more} more)") });
+        logging::emit(
+            LogLevel::Error,
+            LOGGER,
+            "Lambda invocation failed",
+            &[
+                ("request_id", json!(request_id)),
+                ("error_type", json!(e.error_type())),
+                ("deployment_errors", json!(report.deployment_errors)),
+                ("processing_time_ms", elapsed_ms(started)),
+            ],
+            Some(&e.to_string()),
+        );
+        return Err(e);
+    }
     let response = build_response(&plan.outcomes, &report);
     let body = &response["body"];
     let errors = body["errors"].as_array().map_or(0, Vec::len);
@@ -211,6 +235,7 @@ pub async fn invoke(
             ("shard_bumps_applied", json!(report.shard_bumps_applied)),
             ("shard_propagations_applied", json!(report.shard_propagations_applied)),
             ("best_effort_failures", json!(report.best_effort_failures)),
+            ("dead_letter_records", json!(report.dead_letter_records)),
         ],
         None,
     );

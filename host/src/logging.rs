@@ -211,13 +211,22 @@ pub fn emit_plan_logs(entries: &[LogEntry], threshold: LogLevel) {
 
 /// One plan log entry as a line (with its trailing `\n`). Field values are
 /// spliced verbatim; one that is not valid JSON (which the component never
-/// produces) is written as a string instead, so the line stays valid.
+/// produces) is written as a string instead, so the line stays valid. A
+/// string field named `exception` (a failed write's error, see the
+/// contract's `on-failed`) becomes the line's own `exception`, last.
 pub fn render_plan_entry(entry: &LogEntry, at: SystemTime) -> String {
     let mut line = Line::new(at, LogLevel::from(entry.level).name(), PLANNER_LOGGER, &entry.message);
+    let mut exception = None;
     for f in &entry.fields {
+        if f.name == "exception" {
+            if let Ok(Value::String(text)) = serde_json::from_str::<Value>(&f.value) {
+                exception = Some(text);
+                continue;
+            }
+        }
         line.field_raw(&f.name, &f.value);
     }
-    line.finish(None)
+    line.finish(exception.as_deref())
 }
 
 /// `timestamp` text: UTC ISO-8601 with microseconds and `+00:00`, the
@@ -549,6 +558,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_failed_writes_exception_field_is_the_lines_exception() {
+        let entry = LogEntry {
+            level: bindings::LogLevel::Error,
+            message: "Error writing to S3: NoSuchBucket".into(),
+            fields: vec![
+                LogField { name: "bucket".into(), value: "\"b\"".into() },
+                LogField { name: "exception".into(), value: "\"NoSuchBucket: gone\"".into() },
+            ],
+        };
+        let m = parse(&render_plan_entry(&entry, UNIX_EPOCH));
+        assert_eq!(keys(&m), ["timestamp", "level", "logger", "message", "bucket", "exception"]);
+        assert_eq!(m["exception"], "NoSuchBucket: gone");
+    }
     #[test]
     fn tracing_events_become_lines() {
         let buf = Arc::new(Mutex::new(Vec::new()));

@@ -4,7 +4,7 @@
 //!
 //! * the planner's [`Config`](PlannerConfig) (`TABLE_NAME`,
 //!   `SNAPSHOT_WINDOWS`, `SNAPSHOT_TTL_DAYS`, `ENABLE_ARCHIVAL`,
-//!   `ARCHIVE_BUCKET_NAME`, `MAX_SHARD_COUNT`), built and validated by the
+//!   `ARCHIVE_BUCKET_NAME`, `MAX_SHARD_COUNT`, `DEAD_LETTER_BUCKET`), built and validated by the
 //!   component's own `config-from-env`, so every host applies the same rules.
 //!   Only these variables cross into the component ([`PLANNER_VARS`]): the
 //!   rest of the environment (AWS credentials among it) never does;
@@ -39,6 +39,7 @@ pub const PLANNER_VARS: &[&str] = &[
     "ENABLE_ARCHIVAL",
     "ARCHIVE_BUCKET_NAME",
     "MAX_SHARD_COUNT",
+    "DEAD_LETTER_BUCKET",
 ];
 
 /// An inclusive range of accepted values and the default of one numeric variable.

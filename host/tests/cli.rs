@@ -55,6 +55,7 @@ fn config_env(c: &mut Command, v: &Vector) {
         Some(b) => c.env("ENABLE_ARCHIVAL", "true").env("ARCHIVE_BUCKET_NAME", b),
         None => c.env("ENABLE_ARCHIVAL", "false"),
     };
+    c.env("DEAD_LETTER_BUCKET", v.config.dead_letter_bucket.as_deref().unwrap_or("none"));
 }
 
 #[test]
@@ -221,13 +222,36 @@ fn invoke_an_empty_batch() {
     let messages: Vec<&str> = logs.iter().map(|l| l["message"].as_str().unwrap()).collect();
     assert_eq!(
         messages,
-        ["Lambda invocation started", "Batch processing started", "Batch planned", "Lambda invocation completed"]
+        [
+            "Lambda invocation started",
+            "Batch processing started",
+            "Batch planned",
+            "Batch processing completed",
+            "Lambda invocation completed"
+        ]
     );
     assert_eq!(logs[0]["request_id"], "req-42");
     assert_eq!(logs[0]["now_ms"], 1_704_067_200_000i64);
     assert_eq!(logs[0]["logger"], "zae_aggregator.handler");
     assert_eq!(logs[1]["logger"], "zae_aggregator.planner");
-    assert!(logs[3]["processing_time_ms"].is_f64());
+    // zae-limiter's summary line, with its field names, for existing dashboards.
+    let keys: Vec<&str> = logs[3].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "timestamp",
+            "level",
+            "logger",
+            "message",
+            "processed_count",
+            "deltas_extracted",
+            "snapshots_updated",
+            "refills_written",
+            "error_count",
+            "processing_time_ms"
+        ]
+    );
+    assert!(logs[4]["processing_time_ms"].is_f64());
 
     // Response in a file, logs on stdout; LOG_LEVEL filters them.
     let out = scratch("empty-response.json");
@@ -237,5 +261,5 @@ fn invoke_an_empty_batch() {
     assert_eq!(response, expected);
     assert!(o.stdout.is_empty(), "{}", text(&o.stdout));
     let o = run(bin().args(["invoke", "-o"]).arg(&out).arg(&event));
-    assert_eq!(json_lines(&text(&o.stdout)).len(), 4);
+    assert_eq!(json_lines(&text(&o.stdout)).len(), 5);
 }

@@ -468,28 +468,23 @@ async fn malformed_records_are_reported_with_their_sequence_numbers_and_the_rest
 }
 
 #[tokio::test]
-async fn a_failed_archive_write_fails_its_records_and_nothing_else() {
+async fn a_missing_archive_bucket_fails_the_invocation_loudly() {
     let v = vector("archive-multi-day-w13");
     let moto = Moto::start();
     moto.create_table(&v.config.table_name).await;
-    // No bucket: every PutObject fails.
+    // No bucket: every PutObject meets NoSuchBucket. That is the deployment's
+    // fault, not the records': the invocation fails (Lambda retries the whole
+    // batch once the bucket exists) and nothing goes to a dead letter.
     let run = invoke(&moto, &v, &event_path(&v), &[]);
-    assert_eq!(run.code, 1, "some records failed");
+    assert_eq!(run.code, 1);
+    assert_eq!(run.response["errorType"], "DeploymentError", "{}", run.response);
+    assert!(run.response["errorMessage"].as_str().is_some_and(|m| m.contains("NoSuchBucket")), "{}", run.response);
+    let failed = run.logs.iter().find(|l| l["message"] == "Lambda invocation failed").expect("a loud failure line");
+    assert_eq!(failed["level"], "ERROR");
+    assert_eq!(failed["error_type"], "DeploymentError");
+    assert!(failed["deployment_errors"].as_array().is_some_and(|e| !e.is_empty()), "{failed}");
     let plan = zae_planner::plan(&v.batch()).unwrap();
-    let archived: Vec<u32> = plan
-        .writes
-        .iter()
-        .filter(|w| w.purpose == zae_planner::plan::Purpose::Archive)
-        .flat_map(|w| w.records.iter().copied())
-        .collect();
-    let lowest = archived.iter().min().unwrap();
-    let seq = plan.outcomes[*lowest as usize].sequence_number.clone().unwrap();
-    assert_eq!(run.response["batchItemFailures"], json!([{"itemIdentifier": seq}]));
-    let errors = run.response["body"]["errors"].as_array().unwrap();
-    assert!(errors.iter().any(|e| e.as_str().unwrap().starts_with("archive s3://")), "{errors:#?}");
-    let failed_line = run.logs.iter().find(|l| l["message"] == "Write failed").expect("a Write failed line");
-    assert!(failed_line["exception"].as_str().is_some_and(|e| e.contains("NoSuchBucket")), "{failed_line}");
-    // zae-limiter's own line for it, one per object, with its fields and the error.
+    // zae-limiter's own line for each object, with its fields and the error.
     let upstream: Vec<&Value> = run
         .logs
         .iter()
@@ -503,10 +498,41 @@ async fn a_failed_archive_write_fails_its_records_and_nothing_else() {
         assert!(l["key"].as_str().is_some_and(|k| k.starts_with("audit/year=")), "{l}");
         assert!(l["exception"].as_str().is_some_and(|e| e.contains("NoSuchBucket")), "{l}");
     }
-    let archive = run.logs.iter().find(|l| l["message"] == "Archive processing completed").expect("summary");
-    assert_eq!(archive["s3_objects_created"], 0);
-    assert_eq!(archive["events_archived"], 0);
-    assert_eq!(archive["error_count"], objects);
+}
+
+#[tokio::test]
+async fn invalid_records_go_to_the_dead_letter_and_the_shard_moves_on() {
+    let v = vector("malformed-records");
+    let moto = prepared(&v, Start::LatestImages).await;
+    let run = invoke(&moto, &v, &event_path(&v), &[("DEAD_LETTER_BUCKET", "dead-letters")]);
+    // The bucket does not exist yet: storing fails, so the invalid records fail as before.
+    assert_eq!(run.code, 1, "{:#?}", run.logs);
+    moto.create_bucket("dead-letters").await;
+    let run = invoke(&moto, &v, &event_path(&v), &[("DEAD_LETTER_BUCKET", "dead-letters")]);
+    assert_eq!(run.code, 0, "{:#?}", run.logs);
+    assert_eq!(run.response["batchItemFailures"], json!([]));
+    let plan = zae_planner::plan(&v.batch()).unwrap();
+    let invalid: Vec<&zae_planner::plan::RecordOutcome> =
+        plan.outcomes.iter().filter(|o| matches!(o.status, zae_planner::plan::RecordStatus::Invalid(_))).collect();
+    assert!(invalid.len() >= 5, "{invalid:?}");
+    let keys = moto.list_objects("dead-letters").await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let text = String::from_utf8(gunzip(&moto.get_object("dead-letters", &keys[0]).await)).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), invalid.len());
+    let event: Value = serde_json::from_str(&v.event_json).unwrap();
+    for (line, o) in lines.iter().zip(&invalid) {
+        let zae_planner::plan::RecordStatus::Invalid(reason) = &o.status else { unreachable!() };
+        assert_eq!(line["record_index"], o.index);
+        assert_eq!(line["reason"], reason.as_str());
+        assert_eq!(line["sequence_number"], json!(o.sequence_number));
+        assert_eq!(line["record"], event["Records"][o.index as usize]);
+    }
+    let sent = run.logs.iter().find(|l| l["message"] == "Records sent to the dead letter").expect("logged");
+    assert_eq!(sent["level"], "ERROR");
+    assert_eq!(sent["records"], invalid.len());
+    let completed = run.logs.iter().find(|l| l["message"] == "Lambda invocation completed").unwrap();
+    assert_eq!(completed["dead_letter_records"], invalid.len());
 }
 
 #[tokio::test]

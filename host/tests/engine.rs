@@ -125,7 +125,15 @@ async fn config_from_env_round_trips_through_wasm() {
             (Ok(w), Ok(n)) => assert_eq!(w, common::wit_config(&n), "vars {vars:?}"),
             (Err(w), Err(n)) => {
                 assert_eq!((w.setting.as_str(), w.message.as_str()), (n.setting.as_str(), n.message.as_str()));
-                assert_eq!(format!("{:?}", w.problem).to_lowercase(), format!("{:?}", n.problem).to_lowercase());
+                let kebab = |p: wit::ConfigProblem| match p {
+                    wit::ConfigProblem::Empty => "empty",
+                    wit::ConfigProblem::Duplicate => "duplicate",
+                    wit::ConfigProblem::UnknownValue => "unknown-value",
+                    wit::ConfigProblem::NotANumber => "not-a-number",
+                    wit::ConfigProblem::OutOfRange => "out-of-range",
+                    wit::ConfigProblem::RequiresOther => "requires-other",
+                };
+                assert_eq!(kebab(w.problem), n.problem.name(), "vars {vars:?}");
             }
             (w, n) => panic!("vars {vars:?}: wasm {w:?}, native {n:?}"),
         }

@@ -125,6 +125,16 @@ struct CaseResult {
     stats: Stats,
     injected: BTreeMap<Fault, u64>,
     first_outcome: Option<Outcome>,
+    /// Whether the faulted request was a `required` write (a snapshot
+    /// update or an archive object) rather than a `best-effort` one (refill,
+    /// shard doubling or propagation); `None` when no fault was injected.
+    faulted_required: Option<bool>,
+}
+
+/// Whether a logged request is a `required` write: snapshot items and
+/// archive objects; bucket items (refill, shard writes) are `best-effort`.
+fn is_required_request(e: &common::fault_proxy::Logged) -> bool {
+    e.operation.starts_with("S3") || String::from_utf8_lossy(&e.body).contains("\"#USAGE#")
 }
 
 async fn fault_case(moto: Arc<Moto>, phase: Phase, fault: Fault, step: u64, attempts: u32) -> CaseResult {
@@ -139,6 +149,7 @@ async fn fault_case(moto: Arc<Moto>, phase: Phase, fault: Fault, step: u64, atte
     // The faulted invocation, then Lambda's retries until done.
     let now = h.tick();
     let first = h.invoke_in_process(0, &Harness::event(&records), now, "faulted").await;
+    let faulted_required = h.proxy.log().iter().find(|e| e.fault.is_some()).map(is_required_request);
     match &first {
         Outcome::Success => {}
         Outcome::Partial(id) => {
@@ -158,6 +169,7 @@ async fn fault_case(moto: Arc<Moto>, phase: Phase, fault: Fault, step: u64, atte
         stats,
         injected,
         first_outcome: Some(first),
+        faulted_required,
     }
 }
 
@@ -265,12 +277,21 @@ async fn single_fault_at_every_step(phase: Phase) {
     for (r, (fault, attempts)) in results.iter().zip(&expected) {
         assert_eq!(r.injected.get(fault), Some(&1), "{}: the fault was not injected exactly once", r.label);
         if *attempts == 1 {
-            assert!(
-                matches!(r.first_outcome, Some(Outcome::Partial(_))),
-                "{}: without SDK retries the faulted write must fail its records: {:?}",
-                r.label,
-                r.first_outcome
-            );
+            match r.faulted_required {
+                Some(true) => assert!(
+                    matches!(r.first_outcome, Some(Outcome::Partial(_))),
+                    "{}: without SDK retries the faulted required write must fail its records: {:?}",
+                    r.label,
+                    r.first_outcome
+                ),
+                Some(false) => assert_eq!(
+                    r.first_outcome,
+                    Some(Outcome::Success),
+                    "{}: a best-effort write's failure fails no record",
+                    r.label
+                ),
+                None => panic!("{}: no request was faulted", r.label),
+            }
         }
     }
     report(&format!("{phase:?} single faults ({:.1} s)", started.elapsed().as_secs_f64()), &results);
@@ -319,6 +340,7 @@ async fn crash_case(moto: Arc<Moto>, crash: delivery::Crash, pass: u64, mode: Ho
         stats,
         injected: BTreeMap::new(),
         first_outcome: Some(first),
+        faulted_required: None,
     }
 }
 
@@ -456,6 +478,24 @@ async fn partial_batch_responses_name_the_lowest_failed_record() {
         let now = h.tick();
         let outcome = h.invoke_in_process(0, &Harness::event(&records), now, "one-failure").await;
         let lowest = *w.records.iter().min().expect("a write carries records") as usize;
+        let mut rng = Rng::new(j as u64);
+        if w.failure_policy == zae_planner::plan::FailurePolicy::BestEffort {
+            // A failed refill or shard write fails no record: the next batch decides again.
+            assert_eq!(outcome, Outcome::Success, "write {j} ({}) is best-effort", w.purpose.name());
+            // Throttled for good (one attempt), the same: a hot item cannot hold the shard.
+            h.cleanup(&moto).await;
+            let h = Harness::new(&moto, det_stream().clone(), WINDOWS, true, SimOptions::calm()).await;
+            h.proxy.set_policy(Policy::Script([(j as u64, Fault::Throttling)].into_iter().collect()));
+            let now = h.tick();
+            let outcome = h.invoke_in_process(0, &Harness::event(&records), now, "throttled").await;
+            assert_eq!(outcome, Outcome::Success, "throttled best-effort write {j} ({})", w.purpose.name());
+            h.deliver_all(0, &records[lowest..], &mut rng).await;
+            h.settle().await;
+            assert_holds(&format!("after a failed best-effort write {j}"), &h.verify(&moto).await);
+            h.cleanup(&moto).await;
+            checked += 1;
+            continue;
+        }
         assert_eq!(
             outcome,
             Outcome::Partial(streams::seq(&records[lowest]).to_string()),
@@ -463,7 +503,6 @@ async fn partial_batch_responses_name_the_lowest_failed_record() {
             w.purpose.name()
         );
         // Lambda goes on from that record: nothing may be lost or doubled.
-        let mut rng = Rng::new(j as u64);
         h.deliver_all(0, &records[lowest..], &mut rng).await;
         h.settle().await;
         assert_holds(&format!("after a failed write {j}"), &h.verify(&moto).await);
@@ -897,8 +936,29 @@ async fn cost_of_the_guarantee() {
     let requests = log.len() as u64;
     let conditional_failures =
         log.iter().filter(|e| e.error_type.as_deref() == Some("ConditionalCheckFailedException")).count();
-    assert_eq!(stats.replan_rounds, 0, "no watermark conflicts without faults");
+    // No fault is injected, but on a loaded machine an attempt can outlive
+    // the client's per-attempt timeout: moto applies it, the response is
+    // never delivered, and the SDK's retry meets the write's own watermark
+    // (a conflict that one re-plan round settles with nothing left to
+    // write). Such lost responses are counted from the proxy log; every
+    // conflict must be one of them, and nothing else may cost a request.
+    let is_snapshot = |e: &common::fault_proxy::Logged| {
+        e.operation.ends_with("UpdateItem") && String::from_utf8_lossy(&e.body).contains("#USAGE#")
+    };
+    let lost_applied = log.iter().filter(|e| is_snapshot(e) && e.applied() && !e.delivered).count() as u64;
+    let snapshot_conflicts = log
+        .iter()
+        .filter(|e| is_snapshot(e) && e.error_type.as_deref() == Some("ConditionalCheckFailedException"))
+        .count() as u64;
+    eprintln!("cost run: {lost_applied} applied snapshot writes lost their response, {snapshot_conflicts} conflicts");
+    if lost_applied == 0 {
+        assert_eq!(snapshot_conflicts, 0, "a watermark conflict without a lost response");
+    }
+    assert!(stats.replan_rounds as u64 <= snapshot_conflicts, "re-plans only after conflicts");
+    assert_eq!(stats.replanned_writes, 0, "a re-plan after the write's own retry writes nothing");
     if h.proxy.client_gave_up() == 0 {
+        assert_eq!(lost_applied, 0);
+        assert_eq!(stats.replan_rounds, 0, "no watermark conflicts without faults");
         assert_eq!(requests, planned, "exactly the planned writes are sent: no reads, no re-plans");
     }
 

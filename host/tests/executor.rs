@@ -588,3 +588,153 @@ async fn a_real_batch_runs_concurrently_and_its_redelivery_changes_nothing() {
     assert_eq!((again.requests as usize, again.replan_rounds, again.replanned_writes), (writes, 1, 0));
     assert_eq!(render(&moto.scan(table).await), render(&items));
 }
+
+/// The lines of every dead-letter object in `bucket`, in key order.
+async fn dead_letter_lines(moto: &Moto, bucket: &str) -> Vec<Value> {
+    let mut lines = Vec::new();
+    for key in moto.list_objects(bucket).await {
+        assert!(key.starts_with("dead-letter/year="), "{key}");
+        let text = String::from_utf8(gunzip(&moto.get_object(bucket, &key).await)).unwrap();
+        lines.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+    }
+    lines
+}
+
+#[tokio::test]
+async fn a_write_refused_for_good_goes_to_the_dead_letter_and_its_records_are_handled() {
+    let moto = Moto::start();
+    moto.create_table("rate-limits").await;
+    moto.create_bucket("dead-letters").await;
+    let cfg =
+        zae_aggregator::bindings::Config { dead_letter_bucket: Some("dead-letters".into()), ..config("rate-limits") };
+    let event = common::bucket_event(3);
+    let batch = Batch { event_json: &event, config: &cfg, now_ms: 1_767_229_200_000, invocation_id: "poison" };
+    let mut plan = plan_batch(&batch).await;
+    // Record 1's snapshot writes give the string key a number: DynamoDB
+    // refuses them with a ValidationException, however often they are sent.
+    let mut poisoned = Vec::new();
+    for w in plan.writes.iter_mut() {
+        if w.records == [1] {
+            if let Operation::UpdateItem(u) = &mut w.operation {
+                u.key[0].value = r#"{"N":"1"}"#.into();
+                poisoned.push(w.id as usize);
+            }
+        }
+    }
+    assert_eq!(poisoned.len(), 2, "one per window");
+    let report = execute(&executor(&moto, ExecutorOptions::default()), &batch, &plan).await;
+    summary("refused for good", &report);
+
+    assert!(report.failed_records.is_empty(), "the shard moves on: {report:?}");
+    assert_eq!(report.dead_lettered_records, BTreeSet::from([1]));
+    assert_eq!(report.dead_letter_records, 1);
+    assert!(report.deployment_errors.is_empty());
+    for &i in &poisoned {
+        assert!(
+            matches!(&report.writes[i], WriteResult::DeadLettered(m) if m.contains("ValidationException")),
+            "{:?}",
+            report.writes[i]
+        );
+    }
+    assert!(report.is_success());
+    assert!(
+        report.write_logs.iter().any(|l| l.message == "Records sent to the dead letter"),
+        "{:?}",
+        report.write_logs
+    );
+
+    let lines = dead_letter_lines(&moto, "dead-letters").await;
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let line = &lines[0];
+    let record: Value = serde_json::from_str::<Value>(&event).unwrap()["Records"][1].clone();
+    assert_eq!(line["record_index"], 1);
+    assert_eq!(line["sequence_number"], record["dynamodb"]["SequenceNumber"]);
+    assert_eq!(line["record"], record, "the whole stream record is kept");
+    assert!(line["reason"].as_str().unwrap().contains("ValidationException"), "{line}");
+    assert_eq!(line["request"]["type"], "update-item");
+    assert_eq!(line["request"]["key"]["PK"]["S"], "ns1/ENTITY#user-1");
+    // Every other record landed exactly once.
+    let items = moto.scan("rate-limits").await;
+    let sk = "#USAGE#gpt-4#2026-01-01T00:00:00Z";
+    assert!(find(&items, "ns1/ENTITY#user-0", sk).is_some() && find(&items, "ns1/ENTITY#user-2", sk).is_some());
+    assert!(find(&items, "ns1/ENTITY#user-1", sk).is_none());
+}
+
+#[tokio::test]
+async fn a_malformed_watermark_sends_the_records_of_its_item_to_the_dead_letter() {
+    let moto = Moto::start();
+    let v = vector("golden-1-spec13");
+    let table = &v.config.table_name;
+    moto.create_table(table).await;
+    moto.create_bucket("dead-letters").await;
+    seed_buckets(&moto, table, &v.event_json).await;
+    let junk =
+        json!({"PK": {"S": GOLDEN_ENTITY}, "SK": {"S": GOLDEN_HOURLY}, "tpm": {"N": "5"}, "wm#0": {"S": "junk"}});
+    moto.put_item(table, &junk.to_string()).await;
+    let mut owned = vector_batch(&v);
+    owned.config.dead_letter_bucket = Some("dead-letters".into());
+    let (_, report) =
+        plan_and_execute(&moto, &owned.batch(), ExecutorOptions::default(), "watermark dead letter").await;
+    assert!(report.failed_records.is_empty(), "{report:?}");
+    assert_eq!(report.dead_lettered_records, BTreeSet::from([0]));
+    assert!(
+        matches!(&report.writes[0], WriteResult::DeadLettered(m) if m.contains("watermark wm#0 holds")),
+        "{:?}",
+        report.writes[0]
+    );
+    let lines = dead_letter_lines(&moto, "dead-letters").await;
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0]["reason"].as_str().unwrap().contains("malformed"), "{}", lines[0]);
+    assert_eq!(lines[0]["request"]["key"]["SK"]["S"], GOLDEN_HOURLY);
+}
+
+#[tokio::test]
+async fn a_deployment_error_never_fills_the_dead_letter() {
+    let moto = Moto::start();
+    moto.create_table("rate-limits").await;
+    moto.create_bucket("dead-letters").await;
+    let cfg =
+        zae_aggregator::bindings::Config { dead_letter_bucket: Some("dead-letters".into()), ..config("rate-limits") };
+    let event = common::bucket_event(2);
+    let batch = Batch { event_json: &event, config: &cfg, now_ms: 1_767_229_200_000, invocation_id: "deploy" };
+    let mut plan = plan_batch(&batch).await;
+    for w in plan.writes.iter_mut() {
+        if let Operation::UpdateItem(u) = &mut w.operation {
+            u.table_name = "no-such-table".into();
+        }
+    }
+    let report = execute(&executor(&moto, ExecutorOptions::default()), &batch, &plan).await;
+    assert!(!report.deployment_errors.is_empty(), "{report:?}");
+    assert!(report.deployment_errors.iter().all(|e| e.contains("ResourceNotFoundException")), "{report:?}");
+    assert!(report.dead_lettered_records.is_empty());
+    assert_eq!(report.failed_records, BTreeSet::from([0, 1]));
+    assert!(moto.list_objects("dead-letters").await.is_empty(), "not the records' fault: nothing in the dead letter");
+    assert!(!report.is_success());
+}
+
+#[tokio::test]
+async fn a_refill_refused_for_good_fails_no_record_and_is_not_dead_lettered() {
+    let moto = Moto::start();
+    let v = vector("golden-1-spec13");
+    let table = &v.config.table_name;
+    moto.create_table(table).await;
+    moto.create_bucket("dead-letters").await;
+    seed_buckets(&moto, table, &v.event_json).await;
+    let mut owned = vector_batch(&v);
+    owned.config.dead_letter_bucket = Some("dead-letters".into());
+    let mut plan = plan_batch(&owned.batch()).await;
+    let refill = plan.writes.iter_mut().find(|w| w.purpose == Purpose::Refill).expect("a refill");
+    let Operation::UpdateItem(u) = &mut refill.operation else { panic!("refills are updates") };
+    u.key[0].value = r#"{"N":"1"}"#.into();
+    let report = execute(&executor(&moto, ExecutorOptions::default()), &owned.batch(), &plan).await;
+    summary("best-effort refill", &report);
+    assert!(report.failed_records.is_empty() && report.dead_lettered_records.is_empty(), "{report:?}");
+    assert_eq!((report.best_effort_failures, report.snapshots_applied), (1, 2));
+    assert!(
+        report.errors.iter().any(|e| e.starts_with("refill ") && e.contains("(best-effort)")),
+        "{:?}",
+        report.errors
+    );
+    assert!(moto.list_objects("dead-letters").await.is_empty(), "a best-effort write's records are not poison");
+    assert!(report.is_success());
+}

@@ -332,6 +332,10 @@ def build():
     vector("no-entity-id-propagates", "a bucket record without entity_id: skipped and counted for usage, refill and "
            "doubling (upstream skips it silently), but a raised shard_count still propagates from the key alone",
            [raised, used])
+    vector("dead-letter-invalid-records", "with a dead-letter bucket, invalid records go into one gzip NDJSON "
+           "object under dead-letter/ (whole record, sequence number, reason) in the plan's last write, which "
+           "is required: once stored they count as handled", [good, bad_tc, no_seq, bad_rf],
+           config={"dead_letter_bucket": "dead-letters"})
 
 
 def noise(seed, length):

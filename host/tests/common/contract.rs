@@ -20,6 +20,7 @@ pub fn wit_config(c: &zae_planner::config::Config) -> wit::Config {
         snapshot_ttl_days: c.snapshot_ttl_days,
         archive_bucket: c.archive_bucket.clone(),
         max_shard_count: c.max_shard_count,
+        dead_letter_bucket: c.dead_letter_bucket.clone(),
     }
 }
 
@@ -32,6 +33,7 @@ pub fn config(table: &str) -> wit::Config {
         snapshot_ttl_days: 90,
         archive_bucket: None,
         max_shard_count: 32,
+        dead_letter_bucket: None,
     }
 }
 

@@ -191,7 +191,9 @@ function errorMessage(e) {
     case "bad-config":
       return `bad config: ${e.val.message}`;
     case "unknown-write-id":
-      return `observed item names write ${u32(e.val)}, not a snapshot write of this batch`;
+      return `write ${u32(e.val)} is not a write of this batch's plan`;
+    case "unknown-record-index":
+      return `record ${u32(e.val)} is not a record of this batch`;
     default:
       throw new Error(`unknown plan-error ${e.tag}`);
   }
@@ -212,6 +214,8 @@ function errorPayload(e) {
       ];
     case "unknown-write-id":
       return [["write_id", u32(e.val)]];
+    case "unknown-record-index":
+      return [["record_index", u32(e.val)]];
     default:
       return [];
   }
@@ -317,6 +321,12 @@ function get(obj, key) {
   return e[1];
 }
 
+/** An optional member: `null` when absent. */
+function getOptional(obj, key) {
+  const e = obj?.entries?.find(([k]) => k === key);
+  return e ? e[1] : null;
+}
+
 function asString(v, what) {
   if (typeof v !== "string") throw new Error(`input.json: ${what} is not a string`);
   return v;
@@ -351,6 +361,10 @@ async function loadVector(dir) {
     snapshotTtlDays: asU32(get(cfg, "snapshot_ttl_days"), "snapshot_ttl_days"),
     archiveBucket: bucket === null ? undefined : asString(bucket, "archive_bucket"),
     maxShardCount: asU32(get(cfg, "max_shard_count"), "max_shard_count"),
+    deadLetterBucket: (() => {
+      const dl = getOptional(cfg, "dead_letter_bucket");
+      return dl === null ? undefined : asString(dl, "dead_letter_bucket");
+    })(),
   };
   const batch = {
     eventJson: UTF8.decode(await readFile(join(dir, "event.json"))),

@@ -147,7 +147,9 @@ def error_message(e: Variant) -> str:
     if e.tag == "bad-config":
         return f"bad config: {e.payload.message}"
     if e.tag == "unknown-write-id":
-        return f"observed item names write {u32(e.payload)}, not a snapshot write of this batch"
+        return f"write {u32(e.payload)} is not a write of this batch's plan"
+    if e.tag == "unknown-record-index":
+        return f"record {u32(e.payload)} is not a record of this batch"
     raise ValueError(f"unknown plan-error {e.tag}")
 
 
@@ -160,6 +162,8 @@ def render_error(e: Variant) -> str:
         payload = f',"setting":{s(e.payload.setting)},"problem":"{e.payload.problem}"'
     elif e.tag == "unknown-write-id":
         payload = f',"write_id":{u32(e.payload)}'
+    elif e.tag == "unknown-record-index":
+        payload = f',"record_index":{u32(e.payload)}'
     return f'{{"error":{{"kind":"{e.tag}"{payload},"message":{s(error_message(e))}}}}}'
 
 
@@ -254,6 +258,8 @@ def load_vector(d: Path):
         snapshot_ttl_days=as_u32(get(cfg, "snapshot_ttl_days"), "snapshot_ttl_days"),
         archive_bucket=None if bucket is None else as_str(bucket, "archive_bucket"),
         max_shard_count=as_u32(get(cfg, "max_shard_count"), "max_shard_count"),
+        dead_letter_bucket=None if dict(cfg).get("dead_letter_bucket") is None
+        else as_str(dict(cfg)["dead_letter_bucket"], "dead_letter_bucket"),
     )
     batch = record(event_json=read_text(d / "event.json"), config=config, now_ms=as_s64(get(inp, "now_ms")),
                    invocation_id=as_str(get(inp, "invocation_id"), "invocation_id"))
