@@ -202,6 +202,7 @@ fn breakdown(c: &mut Criterion) {
                     &mut writes,
                     &mut logs,
                     &mut counters,
+                    &mut Default::default(),
                 );
                 writes
             })
@@ -210,7 +211,15 @@ fn breakdown(c: &mut Criterion) {
             b.iter(|| {
                 let states = bucket::aggregate(&buckets);
                 let (mut writes, mut logs, mut counters) = (Vec::new(), Vec::new(), Counters::default());
-                refill::plan(&states, &config.table_name, now_ms, &mut writes, &mut logs, &mut counters);
+                refill::plan(
+                    &states,
+                    &config.table_name,
+                    now_ms,
+                    &mut writes,
+                    &mut logs,
+                    &mut counters,
+                    &mut Default::default(),
+                );
                 writes
             })
         });

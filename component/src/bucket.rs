@@ -377,6 +377,9 @@ pub struct BucketState<'a> {
     pub limits: Vec<Limit>,
     /// Indices of every record of the item, ascending.
     pub records: Vec<u32>,
+    /// Set when a limit's summed `tc_delta` overflows: the item's records
+    /// are invalid (docs/specification.md#dynamodb-limits).
+    pub overflow: Option<String>,
 }
 
 /// Fold bucket records per item (`PK`, `SK`), in first-seen order.
@@ -385,7 +388,10 @@ pub fn aggregate<'a>(records: &[&'a BucketRecord<'a>]) -> Vec<BucketState<'a>> {
     let mut states: Vec<(BucketState<'a>, Vec<Seq>)> = Vec::new();
     for &rec in records {
         let slot = *index.entry((&*rec.pk, &*rec.sk)).or_insert_with(|| {
-            states.push((BucketState { latest: rec, limits: Vec::new(), records: Vec::new() }, Vec::new()));
+            states.push((
+                BucketState { latest: rec, limits: Vec::new(), records: Vec::new(), overflow: None },
+                Vec::new(),
+            ));
             states.len() - 1
         });
         let (state, limit_seqs) = &mut states[slot];
@@ -401,7 +407,14 @@ pub fn aggregate<'a>(records: &[&'a BucketRecord<'a>]) -> Vec<BucketState<'a>> {
                 }
                 Some(i) => {
                     let cur = &mut state.limits[i];
-                    cur.tc_delta += l.tc_delta;
+                    match cur.tc_delta.checked_add(l.tc_delta) {
+                        Some(sum) => cur.tc_delta = sum,
+                        None => {
+                            state.overflow.get_or_insert_with(|| {
+                                format!("b_{}_tc: the batch's changes of {} overflow when summed", l.name, rec.pk)
+                            });
+                        }
+                    }
                     if rec.seq > limit_seqs[i] {
                         limit_seqs[i] = rec.seq.clone();
                         cur.tk = l.tk;

@@ -11,7 +11,8 @@
 //! formats, record parse, per-item folding), [`window`] (window keys),
 //! [`snapshot`] (coalesced usage counters with exactly-once watermarks),
 //! [`refill`], [`shard`] (doubling and propagation), [`archive`] (audit NDJSON
-//! and gzip), and [`plan`] (the output and its canonical JSON).
+//! and gzip), and [`plan`] (the output and its canonical JSON). [`limits`]
+//! checks every DynamoDB write against DynamoDB's limits before it is planned.
 
 pub mod archive;
 pub mod bucket;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod event;
 pub mod json;
+pub mod limits;
 pub mod plan;
 pub mod pyjson;
 pub mod refill;
@@ -145,10 +147,20 @@ fn opt_json(s: Option<String>) -> String {
     }
 }
 
-fn timed<'c, 'a>(c: &'c [Classified<'a>]) -> (Vec<&'c BucketRecord<'a>>, Vec<snapshot::Timed<'c, 'a>>) {
+/// Records a DynamoDB limit makes invalid, with the reason
+/// (docs/specification.md#dynamodb-limits).
+type Excluded = BTreeMap<u32, String>;
+
+fn timed<'c, 'a>(
+    c: &'c [Classified<'a>],
+    excluded: &Excluded,
+) -> (Vec<&'c BucketRecord<'a>>, Vec<snapshot::Timed<'c, 'a>>) {
     let mut buckets = Vec::new();
     let mut timed = Vec::new();
     for cl in c {
+        if excluded.contains_key(&cl.index) {
+            continue;
+        }
         if let Class::Bucket(b) = &cl.class {
             buckets.push(&**b);
             if !cl.keys.is_empty() {
@@ -159,7 +171,7 @@ fn timed<'c, 'a>(c: &'c [Classified<'a>]) -> (Vec<&'c BucketRecord<'a>>, Vec<sna
     (buckets, timed)
 }
 
-fn finish(c: &[Classified], plan: &mut Plan) {
+fn finish(c: &[Classified], plan: &mut Plan, excluded: &Excluded) {
     let mut touched = vec![false; c.len()];
     for w in &plan.writes {
         for &i in &w.records {
@@ -172,6 +184,11 @@ fn finish(c: &[Classified], plan: &mut Plan) {
     counters.records = c.len() as u32;
     for rec in c {
         let status = match &rec.class {
+            Class::Bucket(_) if excluded.contains_key(&rec.index) => {
+                counters.bucket_records += 1;
+                counters.invalid += 1;
+                RecordStatus::Invalid(excluded[&rec.index].clone())
+            }
             Class::Bucket(b) if b.propagation_only && !touched[rec.index as usize] => {
                 counters.bucket_records += 1;
                 counters.skipped += 1;
@@ -212,6 +229,82 @@ fn summary(plan: &mut Plan, batch: &Batch, message: &str) {
     log.n("writes", plan.writes.len());
 }
 
+/// The writes of the bucket stages (snapshots, refills, shard doubling and
+/// propagation) with their logs and counters.
+#[derive(Default)]
+struct Staged {
+    writes: Vec<plan::Write>,
+    logs: Vec<LogEntry>,
+    counters: plan::Counters,
+}
+
+fn snapshot_params(cfg: &config::Config, now_ms: i64) -> snapshot::Params<'_> {
+    snapshot::Params { table: &cfg.table_name, windows: &cfg.windows, now_ms, ttl_days: cfg.snapshot_ttl_days }
+}
+
+/// Run the bucket stages without the `excluded` records; returns the records
+/// that a DynamoDB limit makes invalid in this run.
+fn bucket_stages(c: &[Classified], batch: &Batch, excluded: &Excluded, out: &mut Staged) -> Excluded {
+    let cfg = batch.config;
+    let mut invalid = Excluded::new();
+    let (buckets, timed) = timed(c, excluded);
+    let params = snapshot_params(cfg, batch.now_ms);
+    let fresh = |_: &str, _: &str| Some(snapshot::Guard::Fresh);
+    snapshot::plan(&timed, &params, &fresh, &mut out.writes, &mut out.logs, &mut out.counters, &mut invalid);
+    let with_entity: Vec<&BucketRecord> = buckets.iter().copied().filter(|b| !b.propagation_only).collect();
+    let states = bucket::aggregate(&with_entity);
+    for s in &states {
+        if let Some(why) = &s.overflow {
+            for &i in &s.records {
+                invalid.entry(i).or_insert_with(|| why.clone());
+            }
+        }
+    }
+    let states: Vec<_> = states.into_iter().filter(|s| s.overflow.is_none()).collect();
+    let (writes, logs, counters) = (&mut out.writes, &mut out.logs, &mut out.counters);
+    refill::plan(&states, &cfg.table_name, batch.now_ms, writes, logs, counters, &mut invalid);
+    shard::plan_bumps(&states, &cfg.table_name, cfg.max_shard_count, writes, logs, counters);
+    shard::plan_propagation(&buckets, &cfg.table_name, cfg.max_shard_count, writes, logs, counters);
+    for w in writes.iter() {
+        if let Err(e) = limits::check_write(w) {
+            let (pk, sk) = w.item_key().unwrap_or_default();
+            let why = format!("{} write to {pk} {sk} exceeds a DynamoDB limit: {e}", w.purpose.name());
+            for &i in &w.records {
+                invalid.entry(i).or_insert_with(|| why.clone());
+            }
+        }
+    }
+    invalid
+}
+
+/// Run the bucket stages until no write breaks a DynamoDB limit: each round
+/// leaves out the records the previous rounds found invalid (a record is
+/// never in any write once invalid). Returns the last round and every
+/// invalid record.
+fn settle_limits(c: &[Classified], batch: &Batch) -> (Staged, Excluded) {
+    let mut excluded = Excluded::new();
+    loop {
+        let mut staged = Staged::default();
+        let mut found = bucket_stages(c, batch, &excluded, &mut staged);
+        found.retain(|i, _| !excluded.contains_key(i));
+        if found.is_empty() {
+            return (staged, excluded);
+        }
+        excluded.extend(found);
+    }
+}
+
+/// `Invalid record` lines for the records a limit made invalid, by index.
+fn log_excluded(c: &[Classified], excluded: &Excluded, logs: &mut Vec<LogEntry>) {
+    for (&i, reason) in excluded {
+        let seq = c.get(i as usize).and_then(|cl| cl.seq.as_ref()).map(|s| s.raw().to_string());
+        Log::new(logs, LogLevel::Warning, "Invalid record")
+            .n("record_index", i)
+            .raw("sequence_number", opt_json(seq))
+            .s("reason", reason);
+    }
+}
+
 /// Plan every write for a batch.
 pub fn plan(batch: &Batch) -> Result<Plan, PlanError> {
     let (c, logs) = classify(batch)?;
@@ -224,33 +317,11 @@ pub fn plan(batch: &Batch) -> Result<Plan, PlanError> {
         .list("windows", &windows)
         .s("table_name", &cfg.table_name);
     out.logs.extend(logs);
-    let (buckets, timed) = timed(&c);
-    let params = snapshot::Params {
-        table: &cfg.table_name,
-        windows: &cfg.windows,
-        now_ms: batch.now_ms,
-        ttl_days: cfg.snapshot_ttl_days,
-    };
-    snapshot::plan(
-        &timed,
-        &params,
-        &|_, _| Some(snapshot::Guard::Fresh),
-        &mut out.writes,
-        &mut out.logs,
-        &mut out.counters,
-    );
-    let with_entity: Vec<&BucketRecord> = buckets.iter().copied().filter(|b| !b.propagation_only).collect();
-    let states = bucket::aggregate(&with_entity);
-    refill::plan(&states, &cfg.table_name, batch.now_ms, &mut out.writes, &mut out.logs, &mut out.counters);
-    shard::plan_bumps(&states, &cfg.table_name, cfg.max_shard_count, &mut out.writes, &mut out.logs, &mut out.counters);
-    shard::plan_propagation(
-        &buckets,
-        &cfg.table_name,
-        cfg.max_shard_count,
-        &mut out.writes,
-        &mut out.logs,
-        &mut out.counters,
-    );
+    let (staged, excluded) = settle_limits(&c, batch);
+    log_excluded(&c, &excluded, &mut out.logs);
+    out.writes = staged.writes;
+    out.logs.extend(staged.logs);
+    out.counters = staged.counters;
     if let Some(bucket) = &cfg.archive_bucket {
         let events: Vec<archive::AuditEvent> = c
             .iter()
@@ -262,7 +333,7 @@ pub fn plan(batch: &Batch) -> Result<Plan, PlanError> {
         archive::plan(&events, bucket, &mut out.writes, &mut out.logs, &mut out.counters);
     }
     out.finish_writes();
-    finish(&c, &mut out);
+    finish(&c, &mut out, &excluded);
     if let Some(bucket) = &cfg.dead_letter_bucket {
         // Invalid records can never be applied: stored with their reasons,
         // they count as handled (docs/specification.md#dead-letters).
@@ -334,32 +405,39 @@ pub fn dead_letter(batch: &Batch, failures: &[RecordFailure]) -> Result<Option<p
 
 /// Re-plan the snapshot writes of `batch` for the observed items only
 /// (`docs/architecture.md#exactly-once`). Each observed item names the write
-/// whose condition failed by its id; the answer's writes carry the same ids.
-/// Items whose observed watermarks are malformed get no write; their records
-/// are reported invalid with the reason.
+/// whose condition failed by its id; the answer's writes carry the ids of the
+/// writes they replace. An item split into chunks
+/// (docs/specification.md#dynamodb-limits) is re-planned chunk by chunk, each
+/// write with the id of its chunk's first write. Items whose observed
+/// watermarks are malformed get no write; their records are reported invalid
+/// with the reason, like the records a DynamoDB limit makes invalid.
 pub fn replan_snapshots(batch: &Batch, observed: &[ObservedItem]) -> Result<Plan, PlanError> {
     let (c, _) = classify(batch)?;
     let cfg = batch.config;
     let mut out = Plan::default();
-    let (_, timed) = timed(&c);
-    let params = snapshot::Params {
-        table: &cfg.table_name,
-        windows: &cfg.windows,
-        now_ms: batch.now_ms,
-        ttl_days: cfg.snapshot_ttl_days,
-    };
+    let (_, excluded) = settle_limits(&c, batch);
+    let (_, timed) = timed(&c, &excluded);
+    let params = snapshot_params(cfg, batch.now_ms);
     // The snapshot writes of the first plan, in plan order: a write's id is
     // its index there (snapshot writes come first).
     let mut fresh = Vec::new();
-    let mut scratch = (Vec::new(), plan::Counters::default());
-    snapshot::plan(&timed, &params, &|_, _| Some(snapshot::Guard::Fresh), &mut fresh, &mut scratch.0, &mut scratch.1);
-    let keys: Vec<(String, String)> = fresh.iter().map(|w| w.item_key().unwrap_or_default()).collect();
+    let mut scratch = (Vec::new(), plan::Counters::default(), Excluded::new());
+    let fresh_ids = snapshot::plan(
+        &timed,
+        &params,
+        &|_, _| Some(snapshot::Guard::Fresh),
+        &mut fresh,
+        &mut scratch.0,
+        &mut scratch.1,
+        &mut scratch.2,
+    );
     let mut seen: BTreeMap<(String, String), snapshot::Guard> = BTreeMap::new();
     let mut broken: BTreeMap<(String, String), String> = BTreeMap::new();
     for o in observed {
-        let Some(key) = keys.get(o.write_id as usize) else {
+        let Some(id) = fresh_ids.get(o.write_id as usize) else {
             return Err(PlanError::UnknownWriteId(o.write_id));
         };
+        let key = (id.pk.clone(), id.sk.clone());
         let marks = match &o.item {
             None => Ok(BTreeMap::new()),
             Some(json) => match serde_json::from_str::<serde_json::Value>(json) {
@@ -369,40 +447,56 @@ pub fn replan_snapshots(batch: &Batch, observed: &[ObservedItem]) -> Result<Plan
         };
         match marks {
             Ok(m) => {
-                seen.insert(key.clone(), snapshot::Guard::Observed(m));
+                seen.insert(key, snapshot::Guard::Observed(m));
             }
             Err(e) => {
-                broken.insert(key.clone(), e);
+                broken.insert(key, e);
             }
         }
     }
-    snapshot::plan(
+    let mut late = Excluded::new();
+    let ids = snapshot::plan(
         &timed,
         &params,
         &|pk, sk| seen.get(&(pk.to_string(), sk.to_string())).cloned(),
         &mut out.writes,
         &mut out.logs,
         &mut out.counters,
+        &mut late,
     );
-    let ids: BTreeMap<&(String, String), u32> = keys.iter().enumerate().map(|(i, k)| (k, i as u32)).collect();
-    for w in &mut out.writes {
-        let key = w.item_key().unwrap_or_default();
-        w.id = ids.get(&key).copied().unwrap_or(u32::MAX);
+    let by_identity: BTreeMap<&snapshot::WriteIdentity, u32> =
+        fresh_ids.iter().enumerate().map(|(i, k)| (k, i as u32)).collect();
+    for (w, id) in out.writes.iter_mut().zip(&ids) {
+        w.id = by_identity.get(id).copied().unwrap_or(u32::MAX);
         w.target = w.describe_target();
     }
-    let mut invalid: BTreeMap<u32, String> = BTreeMap::new();
-    for (w, key) in fresh.iter().zip(&keys) {
-        let Some(reason) = broken.get(key) else { continue };
-        if let plan::Operation::UpdateItem(u) = &w.operation {
-            Log::new(&mut out.logs, LogLevel::Error, "Snapshot item has a malformed watermark; not written")
-                .raw("key", format!("{{\"PK\":{},\"SK\":{}}}", u.key[0].value, u.key[1].value))
-                .s("reason", reason);
+    // A re-planned write carries fewer contributions than the first plan's;
+    // one that still breaks a limit is not written, and its records are
+    // reported invalid.
+    out.writes.retain(|w| match limits::check_write(w) {
+        Ok(()) => true,
+        Err(e) => {
+            for &i in &w.records {
+                late.entry(i).or_insert_with(|| format!("re-planned snapshot write exceeds a DynamoDB limit: {e}"));
+            }
+            false
+        }
+    });
+    let mut invalid: BTreeMap<u32, String> = late;
+    for (w, id) in fresh.iter().zip(&fresh_ids) {
+        let Some(reason) = broken.get(&(id.pk.clone(), id.sk.clone())) else { continue };
+        if id.chunk == 0 {
+            if let plan::Operation::UpdateItem(u) = &w.operation {
+                Log::new(&mut out.logs, LogLevel::Error, "Snapshot item has a malformed watermark; not written")
+                    .raw("key", format!("{{\"PK\":{},\"SK\":{}}}", u.key[0].value, u.key[1].value))
+                    .s("reason", reason);
+            }
         }
         for &i in &w.records {
             invalid.insert(i, format!("snapshot item watermark is malformed: {reason}"));
         }
     }
-    finish(&c, &mut out);
+    finish(&c, &mut out, &excluded);
     for o in &mut out.outcomes {
         if let Some(r) = invalid.remove(&o.index) {
             o.status = RecordStatus::Invalid(r);

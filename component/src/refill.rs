@@ -9,6 +9,8 @@
 //! record came from), W11/W17 (latest image by sequence number), W8 (runs on
 //! every batch). A bucket without `rf` is not refilled (its lock cannot hold).
 
+use std::collections::BTreeMap;
+
 use crate::bucket::{BucketState, Limit};
 use crate::plan::{
     Attribute, Counters, ExpressionName, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, UpdateItem,
@@ -59,6 +61,9 @@ pub struct LimitRefill {
     pub delta: i128,
     /// Effective (per-shard) capacity.
     pub cap: i128,
+    /// The guard `cap - delta`: the stored balance may not exceed it before
+    /// the ADD (W19).
+    pub guard: i128,
     /// Whether this limit alone would have triggered the refill.
     pub needed: bool,
 }
@@ -100,12 +105,17 @@ pub fn decide(state: &BucketState, now_ms: i64) -> Decision {
         let Some((new_tk, _)) = refill_bucket(l.tk, rf, now_ms as i128, cap, amt, l.rp) else {
             return Decision::Overflow(format!("limit {}: refill arithmetic overflows", l.name));
         };
-        let delta = new_tk - l.tk;
+        let Some(delta) = new_tk.checked_sub(l.tk) else {
+            return Decision::Overflow(format!("limit {}: refill arithmetic overflows", l.name));
+        };
         if delta <= 0 {
             continue;
         }
+        let Some(guard) = cap.checked_sub(delta) else {
+            return Decision::Overflow(format!("limit {}: refill arithmetic overflows", l.name));
+        };
         let estimate = l.tc_delta.max(0);
-        out.push(LimitRefill { name: l.name.clone(), delta, cap, needed: can_trigger && new_tk < estimate });
+        out.push(LimitRefill { name: l.name.clone(), delta, cap, guard, needed: can_trigger && new_tk < estimate });
     }
     if out.iter().any(|l| l.needed) {
         Decision::Refill(out)
@@ -114,7 +124,9 @@ pub fn decide(state: &BucketState, now_ms: i64) -> Decision {
     }
 }
 
-/// Plan refills for every bucket state.
+/// Plan refills for every bucket state. A state whose refill arithmetic
+/// overflows gets no write; its records are added to `invalid`
+/// (docs/specification.md#dynamodb-limits).
 pub fn plan(
     states: &[BucketState],
     table: &str,
@@ -122,6 +134,7 @@ pub fn plan(
     writes: &mut Vec<Write>,
     logs: &mut Vec<LogEntry>,
     counters: &mut Counters,
+    invalid: &mut BTreeMap<u32, String>,
 ) {
     for state in states {
         let rec = state.latest;
@@ -133,6 +146,9 @@ pub fn plan(
                 Log::new(logs, LogLevel::Error, format!("Error refilling bucket: {why}"))
                     .s("entity_id", &rec.entity)
                     .s("resource", &rec.resource);
+                for &i in &state.records {
+                    invalid.entry(i).or_insert_with(|| format!("refill of {} {}: {why}", rec.pk, rec.sk));
+                }
             }
             Decision::Refill(limits) => {
                 let rf_old = rec.rf_ms.unwrap_or(0);
@@ -143,7 +159,7 @@ pub fn plan(
                 for (i, l) in limits.iter().enumerate() {
                     names.push(ExpressionName { placeholder: format!("#k{i}"), name: format!("b_{}_tk", l.name) });
                     values.push(Attribute::n(format!(":d{i}"), l.delta));
-                    values.push(Attribute::n(format!(":c{i}"), l.cap - l.delta));
+                    values.push(Attribute::n(format!(":c{i}"), l.guard));
                     adds.push(format!("#k{i} :d{i}"));
                     cond.push(format!("#k{i} <= :c{i}"));
                 }

@@ -69,7 +69,8 @@ pub fn plan_bumps(
             continue;
         }
         let old = rec.shard_count;
-        let new = old.saturating_mul(2);
+        // An overflowing double is above any maximum.
+        let new = old.checked_mul(2).unwrap_or(i128::MAX);
         if new > max_shards as i128 {
             Log::new(logs, LogLevel::Warning, "Proactive shard doubling capped at maximum shard count")
                 .s("entity_id", &rec.entity)

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 
 use crate::bucket::BucketRecord;
 use crate::event::Seq;
+use crate::limits;
 use crate::plan::{
     Attribute, Counters, ExpressionName, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, UpdateItem,
     Write,
@@ -91,26 +92,33 @@ pub fn window_keys(rec: &BucketRecord, windows: &[Window]) -> Result<Vec<String>
     windows.iter().map(|&w| window_key(w, ts).map_err(|e| format!("window time {ts} ms: {e}"))).collect()
 }
 
+/// One delta of one record to one snapshot item.
 #[derive(Debug)]
-struct Source {
-    attr: String,
-    first: Seq,
-    last: Seq,
+struct Contribution<'c, 'a> {
+    rec: &'c BucketRecord<'a>,
+    /// Index in the item's `sources`.
+    source: usize,
+    limit: &'c str,
+    tokens: i128,
+    /// Position among every contribution of the call (items and their writes
+    /// follow it).
+    ord: usize,
+    /// Above the observed watermark (always, for a fresh plan).
+    kept: bool,
 }
 
 #[derive(Debug)]
-struct Item<'a> {
+struct Item<'c, 'a> {
     pk: String,
     sk: String,
-    ns: &'a str,
-    entity: &'a str,
-    resource: &'a str,
+    ns: &'c str,
+    entity: &'c str,
+    resource: &'c str,
     window: Window,
     key: String,
-    limits: Vec<(&'a str, i128)>,
-    total_events: u64,
-    sources: Vec<Source>,
-    records: Vec<u32>,
+    /// Watermark attributes of every contributing bucket item, first-seen order.
+    sources: Vec<String>,
+    contributions: Vec<Contribution<'c, 'a>>,
 }
 
 /// How a write guards its watermarks.
@@ -143,9 +151,25 @@ pub struct Params<'a> {
     pub ttl_days: u32,
 }
 
+/// Which part of a snapshot item a write covers: the item's key and the
+/// index of its chunk of sources (docs/specification.md#dynamodb-limits).
+/// A re-plan's write takes the id of the first plan's write with the same
+/// identity.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WriteIdentity {
+    /// PK.
+    pub pk: String,
+    /// SK.
+    pub sk: String,
+    /// Chunk index within the item (0 when the item is not split).
+    pub chunk: u32,
+}
+
 /// Plan snapshot writes. `select` chooses which items to plan and how to guard
 /// them: `Some(Guard::Fresh)` for a first plan, `Some(Guard::Observed(..))` for
-/// a re-plan, `None` to leave the item out.
+/// a re-plan, `None` to leave the item out. Records whose contribution cannot
+/// be written within DynamoDB's limits are added to `invalid` (the caller plans
+/// again without them). Returns the identity of each write pushed, in order.
 pub fn plan(
     timed: &[Timed<'_, '_>],
     p: &Params,
@@ -153,11 +177,13 @@ pub fn plan(
     writes: &mut Vec<Write>,
     logs: &mut Vec<LogEntry>,
     counters: &mut Counters,
-) {
+    invalid: &mut BTreeMap<u32, String>,
+) -> Vec<WriteIdentity> {
     // Items by PK, then SK.
     let mut index: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut items: Vec<Item> = Vec::new();
     let mut guards: Vec<Guard> = Vec::new();
+    let mut ord = 0usize;
     for t in timed {
         let rec = t.rec;
         let (_, from_rf) = window_time(rec);
@@ -173,21 +199,21 @@ pub fn plan(
             let first_window = *w == p.windows[0];
             let sk = snapshot_sk(&rec.resource, *w, key);
             let Some(guard) = select(&pk, &sk) else { continue };
-            if let Guard::Observed(seen) = &guard {
-                if let Some(Some(wm)) = seen.get(&source_attr) {
-                    if rec.seq <= *wm {
-                        continue;
-                    }
-                }
-            }
+            // A record at or below the observed watermark was counted already;
+            // it stays in the item (its source decides the chunks) but adds
+            // nothing.
+            let kept = match &guard {
+                Guard::Fresh => true,
+                Guard::Observed(seen) => !matches!(seen.get(&source_attr), Some(Some(wm)) if rec.seq <= *wm),
+            };
             let mut slot = None;
             for l in rec.limits.iter().filter(|l| l.name != "wcu" && l.tc_delta != 0) {
-                if first_window {
+                if kept && first_window {
                     counters.deltas += 1;
                     counters.window_time_from_rf += from_rf as u32;
                 }
                 if is_reserved(&l.name) {
-                    if first_window {
+                    if kept && first_window {
                         counters.reserved_limit_deltas += 1;
                         Log::new(
                             logs,
@@ -214,10 +240,8 @@ pub fn plan(
                             resource: &rec.resource,
                             window: *w,
                             key: key.clone(),
-                            limits: Vec::new(),
-                            total_events: 0,
                             sources: Vec::new(),
-                            records: Vec::new(),
+                            contributions: Vec::new(),
                         });
                         guards.push(guard.clone());
                         by_sk.insert(sk.clone(), items.len() - 1);
@@ -225,50 +249,206 @@ pub fn plan(
                     }
                 });
                 let item = &mut items[slot];
-                let tokens = floor_div(l.tc_delta, 1000);
-                match item.limits.iter_mut().find(|(n, _)| *n == l.name) {
-                    Some((_, sum)) => *sum += tokens,
-                    None => item.limits.push((&l.name, tokens)),
-                }
-                item.total_events += 1;
-                match item.sources.iter_mut().find(|s| s.attr == source_attr) {
-                    Some(s) => {
-                        if rec.seq < s.first {
-                            s.first = rec.seq.clone();
-                        }
-                        if rec.seq > s.last {
-                            s.last = rec.seq.clone();
-                        }
+                let source = match item.sources.iter().position(|s| *s == source_attr) {
+                    Some(i) => i,
+                    None => {
+                        item.sources.push(source_attr.clone());
+                        item.sources.len() - 1
                     }
-                    None => item.sources.push(Source {
-                        attr: source_attr.clone(),
-                        first: rec.seq.clone(),
-                        last: rec.seq.clone(),
-                    }),
+                };
+                item.contributions.push(Contribution {
+                    rec,
+                    source,
+                    limit: &l.name,
+                    tokens: floor_div(l.tc_delta, 1000),
+                    ord,
+                    kept,
+                });
+                ord += 1;
+            }
+        }
+    }
+    let ttl = (p.now_ms as i128).div_euclid(1000) + p.ttl_days as i128 * 86_400;
+    // (first kept contribution of the item, chunk, write, identity, log facts)
+    type Planned<'i, 'c, 'a> = (usize, u32, Write, WriteIdentity, (&'i Item<'c, 'a>, usize, usize));
+    let mut planned: Vec<Planned> = Vec::new();
+    for (item, guard) in items.iter().zip(&guards) {
+        if let Err(e) = item_totals(item) {
+            for (i, why) in e {
+                invalid.entry(i).or_insert(why);
+            }
+            continue;
+        }
+        let chunks = chunks(item, p.table, ttl);
+        let Some(first) = item.contributions.iter().find(|c| c.kept).map(|c| c.ord) else { continue };
+        for (ci, (sources, sorted)) in chunks.iter().enumerate() {
+            let view = ChunkView::new(item, sources, *sorted, true);
+            if view.contributions.is_empty() {
+                continue;
+            }
+            match item_write(item, &view, guard, p.table, ttl) {
+                Ok(w) => {
+                    let mut n_limits: Vec<&str> = view.contributions.iter().map(|c| c.limit).collect();
+                    n_limits.sort_unstable();
+                    n_limits.dedup();
+                    planned.push((
+                        first,
+                        ci as u32,
+                        w,
+                        WriteIdentity { pk: item.pk.clone(), sk: item.sk.clone(), chunk: ci as u32 },
+                        (item, n_limits.len(), view.contributions.len()),
+                    ))
                 }
-                if item.records.last() != Some(&rec.index) {
-                    item.records.push(rec.index);
+                Err(why) => {
+                    for c in &view.contributions {
+                        invalid.entry(c.rec.index).or_insert_with(|| why.clone());
+                    }
                 }
             }
         }
     }
-    let ttl = p.now_ms.div_euclid(1000) + p.ttl_days as i64 * 86_400;
-    for (item, guard) in items.iter_mut().zip(&guards) {
-        item.records.sort_unstable();
-        item.records.dedup();
-        writes.push(item_write(item, guard, p.table, ttl));
+    planned.sort_by_key(|(first, chunk, ..)| (*first, *chunk));
+    let mut ids = Vec::with_capacity(planned.len());
+    for (_, _, w, id, (item, n_limits, total_events)) in planned {
         counters.snapshot_writes += 1;
         Log::new(logs, LogLevel::Debug, "Snapshot planned")
             .s("entity_id", item.entity)
             .s("resource", item.resource)
             .s("window", item.window.name())
             .s("window_key", &item.key)
-            .n("limits", item.limits.len())
-            .n("total_events", item.total_events);
+            .n("limits", n_limits)
+            .n("total_events", total_events);
+        writes.push(w);
+        ids.push(id);
+    }
+    ids
+}
+
+/// Every counter of an item summed over all its contributions: the value the
+/// item holds once every chunk is applied. An overflow or a sum beyond
+/// DynamoDB's digits makes that counter's contributing records invalid.
+fn item_totals(item: &Item) -> Result<(), Vec<(u32, String)>> {
+    let mut sums: Vec<(&str, Option<i128>)> = Vec::new();
+    for c in &item.contributions {
+        match sums.iter_mut().find(|(n, _)| *n == c.limit) {
+            Some((_, sum)) => *sum = sum.and_then(|s| s.checked_add(c.tokens)),
+            None => sums.push((c.limit, Some(c.tokens))),
+        }
+    }
+    let mut bad = Vec::new();
+    for (limit, sum) in sums {
+        let why = match sum {
+            None => {
+                format!("snapshot counter {limit} of {} {}: the sum of the batch's deltas overflows", item.pk, item.sk)
+            }
+            Some(s) => match limits::number(s) {
+                Ok(()) => continue,
+                Err(e) => format!("snapshot counter {limit} of {} {}: {e}", item.pk, item.sk),
+            },
+        };
+        for c in item.contributions.iter().filter(|c| c.limit == limit) {
+            bad.push((c.rec.index, why.clone()));
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(bad)
     }
 }
 
-fn item_write(item: &Item, guard: &Guard, table: &str, ttl: i64) -> Write {
+/// The chunks of an item's sources: one chunk with every source (first-seen
+/// order) when that write fits DynamoDB's limits; otherwise the sources sorted
+/// by watermark name and packed greedily, each chunk as large as fits. Decided
+/// from every contribution (kept or not), so a re-plan splits the item exactly
+/// as the first plan did. `bool`: whether the chunk's sources are sorted.
+fn chunks(item: &Item, table: &str, ttl: i128) -> Vec<(Vec<usize>, bool)> {
+    let all: Vec<usize> = (0..item.sources.len()).collect();
+    let fits = |sources: &[usize], sorted: bool| {
+        let view = ChunkView::new(item, sources, sorted, false);
+        item_write(item, &view, &Guard::Fresh, table, ttl).is_ok_and(|w| limits::check_write(&w).is_ok())
+    };
+    if fits(&all, false) {
+        return vec![(all, false)];
+    }
+    let mut sorted = all;
+    sorted.sort_by(|a, b| item.sources[*a].cmp(&item.sources[*b]));
+    let mut out: Vec<(Vec<usize>, bool)> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    for s in sorted {
+        current.push(s);
+        if current.len() > 1 && !fits(&current, true) {
+            current.pop();
+            out.push((std::mem::take(&mut current), true));
+            current.push(s);
+        }
+    }
+    if !current.is_empty() {
+        out.push((current, true));
+    }
+    out
+}
+
+/// The contributions one write carries: those of a chunk's sources (only the
+/// kept ones, or all of them when sizing chunks), in contribution order.
+struct ChunkView<'v, 'c, 'a> {
+    contributions: Vec<&'v Contribution<'c, 'a>>,
+    /// Sources in watermark order (`#w{i}`).
+    sources: Vec<usize>,
+}
+
+impl<'v, 'c, 'a> ChunkView<'v, 'c, 'a> {
+    fn new(item: &'v Item<'c, 'a>, sources: &[usize], sorted: bool, kept_only: bool) -> Self {
+        let mut member = vec![false; item.sources.len()];
+        for &s in sources {
+            member[s] = true;
+        }
+        let contributions: Vec<&Contribution> =
+            item.contributions.iter().filter(|c| member[c.source] && (c.kept || !kept_only)).collect();
+        let mut order: Vec<usize> = Vec::new();
+        if sorted {
+            order.extend(sources.iter().copied().filter(|&s| contributions.iter().any(|c| c.source == s)));
+        } else {
+            for c in &contributions {
+                if !order.contains(&c.source) {
+                    order.push(c.source);
+                }
+            }
+        }
+        ChunkView { contributions, sources: order }
+    }
+}
+
+fn item_write(item: &Item, view: &ChunkView, guard: &Guard, table: &str, ttl: i128) -> Result<Write, String> {
+    let mut limits: Vec<(&str, i128)> = Vec::new();
+    for c in &view.contributions {
+        match limits.iter_mut().find(|(n, _)| *n == c.limit) {
+            Some((_, sum)) => {
+                *sum = sum.checked_add(c.tokens).ok_or_else(|| {
+                    format!(
+                        "snapshot counter {} of {} {}: the sum of the batch's deltas overflows",
+                        c.limit, item.pk, item.sk
+                    )
+                })?
+            }
+            None => limits.push((c.limit, c.tokens)),
+        }
+    }
+    let total_events = view.contributions.len();
+    let mut records: Vec<u32> = view.contributions.iter().map(|c| c.rec.index).collect();
+    records.sort_unstable();
+    records.dedup();
+    // Per source: lowest and highest sequence number it contributes.
+    let bounds: Vec<(&str, &Seq, &Seq)> = view
+        .sources
+        .iter()
+        .map(|&s| {
+            let mut seqs = view.contributions.iter().filter(|c| c.source == s).map(|c| &c.rec.seq);
+            let first = seqs.next().expect("a chunk's sources contribute");
+            let (lo, hi) = seqs.fold((first, first), |(lo, hi), q| (lo.min(q), hi.max(q)));
+            (item.sources[s].as_str(), lo, hi)
+        })
+        .collect();
     let mut names: Vec<ExpressionName> = Vec::new();
     let mut values: Vec<Attribute> = Vec::new();
     let mut name = |ph: String, n: &str| names.push(ExpressionName { placeholder: ph, name: n.to_string() });
@@ -286,11 +466,11 @@ fn item_write(item: &Item, guard: &Guard, table: &str, ttl: i64) -> Write {
     ] {
         name(ph.to_string(), n);
     }
-    for (i, (limit, _)) in item.limits.iter().enumerate() {
+    for (i, (limit, _)) in limits.iter().enumerate() {
         name(format!("#l{i}"), limit);
     }
-    for (i, s) in item.sources.iter().enumerate() {
-        name(format!("#w{i}"), &s.attr);
+    for (i, (attr, _, _)) in bounds.iter().enumerate() {
+        name(format!("#w{i}"), attr);
     }
     values.push(Attribute::s(":eid", item.entity));
     values.push(Attribute::s(":res", item.resource));
@@ -301,8 +481,8 @@ fn item_write(item: &Item, guard: &Guard, table: &str, ttl: i64) -> Write {
     values.push(Attribute::s(":g4pk", item.ns));
     values.push(Attribute::s(":g4sk", &entity_pk(item.ns, item.entity)));
     values.push(Attribute::n(":ttl", ttl));
-    values.push(Attribute::n(":te", item.total_events));
-    for (i, (_, sum)) in item.limits.iter().enumerate() {
+    values.push(Attribute::n(":te", total_events));
+    for (i, (_, sum)) in limits.iter().enumerate() {
         values.push(Attribute::n(format!(":l{i}"), sum));
     }
     let mut set = String::from(
@@ -311,15 +491,15 @@ fn item_write(item: &Item, guard: &Guard, table: &str, ttl: i64) -> Write {
          #g4sk = if_not_exists(#g4sk, :g4sk), #ttl = if_not_exists(#ttl, :ttl)",
     );
     let mut cond = Vec::new();
-    for (i, s) in item.sources.iter().enumerate() {
+    for (i, (attr, first, last)) in bounds.iter().enumerate() {
         set.push_str(&format!(", #w{i} = :w{i}"));
-        values.push(Attribute::s(format!(":w{i}"), s.last.padded()));
+        values.push(Attribute::s(format!(":w{i}"), last.padded()));
         match guard {
             Guard::Fresh => {
                 cond.push(format!("(attribute_not_exists(#w{i}) OR #w{i} < :f{i})"));
-                values.push(Attribute::s(format!(":f{i}"), s.first.padded()));
+                values.push(Attribute::s(format!(":f{i}"), first.padded()));
             }
-            Guard::Observed(seen) => match seen.get(&s.attr).cloned().flatten() {
+            Guard::Observed(seen) => match seen.get(*attr).cloned().flatten() {
                 Some(wm) => {
                     cond.push(format!("#w{i} = :o{i}"));
                     values.push(Attribute::s(format!(":o{i}"), wm.padded()));
@@ -330,11 +510,12 @@ fn item_write(item: &Item, guard: &Guard, table: &str, ttl: i64) -> Write {
     }
     let mut expr = set;
     expr.push_str(" ADD ");
-    for i in 0..item.limits.len() {
+    for i in 0..limits.len() {
         expr.push_str(&format!("#l{i} :l{i}, "));
     }
     expr.push_str("#te :te");
-    Write::new(
+    let (entity, resource, window, key) = (item.entity, item.resource, item.window, &item.key);
+    Ok(Write::new(
         Purpose::Snapshot,
         Operation::UpdateItem(UpdateItem {
             table_name: table.to_string(),
@@ -345,26 +526,26 @@ fn item_write(item: &Item, guard: &Guard, table: &str, ttl: i64) -> Write {
             values,
         }),
         OnConditionFailure::ResolveWatermarks,
-        item.records.clone(),
+        records,
     )
     // zae-limiter's own lines, one per limit (its writes were per delta):
     // dashboards match `Snapshot updated` and the fields of a failed write.
     .with_logs(|applied, failed| {
-        for (limit, tokens) in &item.limits {
+        for (limit, tokens) in &limits {
             Log::new(applied, LogLevel::Debug, "Snapshot updated")
-                .s("entity_id", item.entity)
-                .s("resource", item.resource)
+                .s("entity_id", entity)
+                .s("resource", resource)
                 .s("limit_name", limit)
-                .s("window", item.window.name())
-                .s("window_key", &item.key)
+                .s("window", window.name())
+                .s("window_key", key)
                 .n("tokens_delta", tokens);
             Log::new(failed, LogLevel::Warning, "Error updating snapshot")
-                .s("entity_id", item.entity)
-                .s("resource", item.resource)
+                .s("entity_id", entity)
+                .s("resource", resource)
                 .s("limit_name", limit)
-                .s("window", item.window.name());
+                .s("window", window.name());
         }
-    })
+    }))
 }
 
 /// Watermarks stored on an observed item: `wm#…` string attributes.

@@ -336,6 +336,31 @@ def build():
            "object under dead-letter/ (whole record, sequence number, reason) in the plan's last write, which "
            "is required: once stored they count as handled", [good, bad_tc, no_seq, bad_rf],
            config={"dead_letter_bucket": "dead-letters"})
+    # --- DynamoDB limits (docs/specification.md#dynamodb-limits; appended last) ------------------------
+    long_res = "r" * 1000
+    vector("limit-resource-too-long", "a resource of 1,000 bytes makes the snapshot SK 1,028 bytes (over 1,024): "
+           "the record is invalid and in no write; the other record is planned",
+           [bucket(f"ns/BUCKET#u1#{long_res}#0", [RPM], approx=1704067195),
+            bucket("ns/BUCKET#u2#gpt-4#0", [RPM], approx=1704067195)])
+    long_entity = "e" * 1010
+    vector("limit-entity-too-long", "an entity of 1,010 bytes makes GSI2SK and GSI4SK of its snapshot item longer "
+           "than 1,024 bytes: invalid, and no refill or doubling carries it",
+           [bucket(f"ns/BUCKET#{long_entity}#gpt-4#0", [TPM, WCU_LOW], approx=1704067195)])
+    vector("limit-empty-namespace", "a bucket PK with an empty namespace would write an empty GSI4PK: invalid",
+           [bucket("/BUCKET#e#gpt-4#0", [RPM], approx=1704067195)])
+    lo, hi = -int("84" + "9" * 36), int("84" + "9" * 36)
+    vector("limit-counter-38-digits", "601 shards each adding ~1.7e35 tokens: the counter's sum has 39 significant "
+           "digits, so every record feeding it is invalid",
+           [bucket(f"ns/BUCKET#u1#gpt-4#{i}", [("rpm", lo, hi, 0, 0, 0, 0)], approx=1704067195, shard_count=None)
+            for i in range(601)])
+    big = int("9" * 38)
+    vector("limit-refill-negative-cp", "b_rpm_cp -9.9e37 with b_rpm_tk +9.9e37: projected minus stored tokens "
+           "overflows 128 bits; the record is invalid (never a wrapped refill)",
+           [bucket(P0, [("rpm", 0, 5000, big, -big, 1000, 1000)], approx=1704067195)])
+    vector("limit-100-sources-chunked", "100 shards feed one snapshot item: its condition would pass 300 operators, "
+           "so the item is written in chunks of sources sorted by watermark name, each guarded by its own watermarks",
+           [bucket(f"ns/BUCKET#u1#gpt-4#{i}", [("rpm", 0, 1000 + i, 0, 0, 0, 0)], approx=1704067195,
+                   shard_count=None) for i in range(100)])
 
 
 def noise(seed, length):
