@@ -723,9 +723,11 @@ async fn a_refill_refused_for_good_fails_no_record_and_is_not_dead_lettered() {
     let mut owned = vector_batch(&v);
     owned.config.dead_letter_bucket = Some("dead-letters".into());
     let mut plan = plan_batch(&owned.batch()).await;
+    // A refill DynamoDB refuses however often it is sent: ADD of a string.
     let refill = plan.writes.iter_mut().find(|w| w.purpose == Purpose::Refill).expect("a refill");
     let Operation::UpdateItem(u) = &mut refill.operation else { panic!("refills are updates") };
-    u.key[0].value = r#"{"N":"1"}"#.into();
+    let d0 = u.values.iter_mut().find(|v| v.name == ":d0").expect(":d0");
+    d0.value = r#"{"S":"x"}"#.into();
     let report = execute(&executor(&moto, ExecutorOptions::default()), &owned.batch(), &plan).await;
     summary("best-effort refill", &report);
     assert!(report.failed_records.is_empty() && report.dead_lettered_records.is_empty(), "{report:?}");

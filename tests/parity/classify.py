@@ -653,9 +653,12 @@ def classify_pair(up: dict, ours: dict, event: dict, start_items: list[dict], wh
             else:
                 r.add("W1 wm# watermark attributes on our snapshot items (items)")
 
-    # Archives.
+    # Archives, and our dead letter (same bucket by default, its own prefix).
     o_events, o_audit_errors = audit_events(event, True)
     u_events, u_audit_errors = audit_events(event, False)
+    dead = [o for o in ours["s3"] if o["key"].startswith("dead-letter/")]
+    ours = {**ours, "s3": [o for o in ours["s3"] if not o["key"].startswith("dead-letter/")]}
+    dead_letters(dead, event, invalid_modify, len(invalid_modify) + o_audit_errors, now_ms, where, r)
     archives(up, ours, o_events, u_events, now_ms, upstream_fails, where, r)
 
     # Responses, against recounts.
@@ -723,6 +726,35 @@ def results(up, ours, rc_u, rc_o, u_writes, u_refills, u_archived, upstream_fail
         r.add("W15 events_archived: audit rows upstream drops (responses)")
     if len(bu["errors"]) != len(bc["errors"]):
         r.add("W3/W15 errors: one line per invalid record (responses)")
+
+
+def dead_letters(objects, event, invalid_modify, invalid_count, now_ms, where, r) -> None:
+    """Ours only (docs/specification.md#dead-letters): every record we find invalid, and nothing
+    else, is stored once, whole, with a reason, in one object under the batch's UTC day."""
+    records = event.get("Records", [])
+    if invalid_count == 0:
+        if objects:
+            r.fail(where, f"ours: dead-letter objects {[o['key'] for o in objects]} for a batch without invalid records")
+        return
+    if len(objects) != 1:
+        r.fail(where, f"ours: {len(objects)} dead-letter objects for {invalid_count} invalid records")
+        return
+    (o,) = objects
+    lines = o.get("body_lines") or []
+    y, mo, d = utc_day(None, None, now_ms)
+    if not o["key"].startswith(f"dead-letter/year={y:04d}/month={mo:02d}/day={d:02d}/dead-letter-"):
+        r.fail(where, f"ours: dead-letter key {o['key']} is not under the batch's day")
+    indices = [l.get("record_index") for l in lines]
+    if len(lines) != invalid_count or len(set(indices)) != len(indices) or not set(invalid_modify) <= set(indices):
+        r.fail(where, f"ours: dead letter holds records {indices}, predicted {invalid_count} incl. {invalid_modify}")
+        return
+    for l in lines:
+        i = l["record_index"]
+        if not isinstance(i, int) or not 0 <= i < len(records) or l.get("record") != records[i]:
+            r.fail(where, f"ours: dead-letter line for record {i} does not hold the record as delivered")
+        elif not l.get("reason"):
+            r.fail(where, f"ours: dead-letter line for record {i} has no reason")
+    r.add("dead letter: invalid records stored with their reasons (lines)", len(lines))
 
 
 def archives(up, ours, o_events, u_events, now_ms, upstream_fails, where, r) -> None:
