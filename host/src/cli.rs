@@ -54,7 +54,8 @@ A WebAssembly planner component decides every write; this host runs it and execu
 Configuration comes from the environment and is validated at start-up:
   TABLE_NAME, SNAPSHOT_WINDOWS, SNAPSHOT_TTL_DAYS, ENABLE_ARCHIVAL, ARCHIVE_BUCKET_NAME,
   MAX_SHARD_COUNT, DEAD_LETTER_BUCKET (planner); LOG_LEVEL, ZAE_WRITE_CONCURRENCY, ZAE_MAX_ATTEMPTS,
-  ZAE_MAX_REPLAN_ROUNDS, ZAE_PLAN_MEMORY_MB, ZAE_PLAN_TIMEOUT_MS, ZAE_REQUEST_TIMEOUT_MS (host).
+  ZAE_MAX_REPLAN_ROUNDS, ZAE_PLAN_MEMORY_MB, ZAE_PLAN_TIMEOUT_MS, ZAE_REQUEST_TIMEOUT_MS,
+  ZAE_DEADLINE_MARGIN_MS (host).
 AWS endpoint, region and credentials come from the standard AWS environment (AWS_ENDPOINT_URL, \
 AWS_REGION, ...).
 

@@ -28,6 +28,14 @@ pub static COMPONENT_WASM: &[u8] = include_bytes!(env!("ZAE_COMPONENT_PATH"));
 /// Interval of the epoch ticker; the deadline is checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Most core instances, memories, tables and table elements one call may
+/// create: the planner (with the WASI adapter Rust links) needs a handful;
+/// anything more is a runaway.
+const MAX_INSTANCES: usize = 16;
+const MAX_MEMORIES: usize = 4;
+const MAX_TABLES: usize = 16;
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
 /// How much of the guest's stderr (panic messages) is kept for error reports.
 const STDERR_CAPACITY: usize = 16 * 1024;
 
@@ -217,6 +225,7 @@ impl Planner {
     }
 
     fn assemble(engine: Engine, component: Component, limits: Limits) -> anyhow::Result<Planner> {
+        check_imports(&engine, &component)?;
         let mut linker: Linker<State> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).describe("linking WASI")?;
         let pre = linker.instantiate_pre(&component).describe("linking the planner component")?;
@@ -321,6 +330,45 @@ impl Planner {
 }
 
 /// Where a failure happened.
+/// The interfaces the planner may import: its contract's types, and the WASI
+/// interfaces Rust's standard library links on `wasm32-wasip2` (environment,
+/// exit, stdio, streams, clocks and the hash-seed random). The planner uses none of them but stderr for a
+/// panic message; every one is given nothing (see [`State::new`]). A
+/// component that imports anything else (files, sockets, secure random)
+/// is refused at load.
+pub const ALLOWED_IMPORTS: &[&str] = &[
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:clocks/wall-clock",
+    "wasi:clocks/monotonic-clock",
+    "wasi:random/insecure-seed",
+    // The contract's own type-only interface.
+    "zae:aggregator/types",
+];
+
+/// Refuse a component that imports an interface outside [`ALLOWED_IMPORTS`].
+fn check_imports(engine: &Engine, component: &Component) -> anyhow::Result<()> {
+    let ty = component.component_type();
+    for (name, _) in ty.imports(engine) {
+        let interface = name.split('@').next().unwrap_or(name);
+        if !ALLOWED_IMPORTS.contains(&interface) {
+            anyhow::bail!("the component imports {name}, which the planner has no use for: refused");
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Instantiate,
@@ -379,6 +427,8 @@ impl State {
         // guest panic message can be reported with the trap.
         let wasi = WasiCtxBuilder::new()
             .stderr(stderr.clone())
+            // Fixed, so hash tables iterate alike in every call and host.
+            .insecure_random_seed(0)
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
             .allow_tcp(false)
@@ -427,7 +477,14 @@ struct MemoryCap {
 
 impl MemoryCap {
     fn new(memory_bytes: usize) -> MemoryCap {
-        let limits = StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(memory_bytes)
+            .instances(MAX_INSTANCES)
+            .memories(MAX_MEMORIES)
+            .tables(MAX_TABLES)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .trap_on_grow_failure(true)
+            .build();
         MemoryCap { limits, denied: false }
     }
 }

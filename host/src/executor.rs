@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -74,7 +74,15 @@ pub struct Executor {
     ddb: aws_sdk_dynamodb::Client,
     s3: aws_sdk_s3::Client,
     options: ExecutorOptions,
+    /// When the invocation's time is spent (Lambda's deadline less a
+    /// margin): no request starts after it, and none runs past it.
+    deadline: Option<Instant>,
 }
+
+/// Why a write did not run: the invocation's time budget was spent.
+pub const DEADLINE_NOT_STARTED: &str = "not started: the invocation's time budget is spent";
+/// Why a write stopped: the invocation's deadline came while it ran.
+pub const DEADLINE_STOPPED: &str = "stopped at the invocation's deadline (it may have been applied; a retry is safe)";
 
 /// How one original write of the plan ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +194,8 @@ pub struct Report {
     /// Failures that mean the deployment itself is wrong (access denied, a
     /// missing table or bucket): the invocation fails loudly.
     pub deployment_errors: Vec<String>,
+    /// The invocation's time budget ran out before every write ended.
+    pub deadline_reached: bool,
     /// One line per failed write: purpose, target, and the error chain.
     pub errors: Vec<String>,
     /// Log entries of the re-plans, in order, for the caller to emit with
@@ -566,7 +576,7 @@ impl Executor {
             sdk.endpoint_url().is_some() || env_set("AWS_ENDPOINT_URL") || env_set("AWS_ENDPOINT_URL_S3");
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         let s3_config = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(custom_endpoint).build();
-        Executor { ddb, s3: aws_sdk_s3::Client::from_conf(s3_config), options }
+        Executor { ddb, s3: aws_sdk_s3::Client::from_conf(s3_config), options, deadline: None }
     }
 
     /// An executor over the given clients (endpoint, region, credentials and
@@ -583,7 +593,21 @@ impl Executor {
             ddb: aws_sdk_dynamodb::Client::from_conf(ddb_config.build()),
             s3: aws_sdk_s3::Client::from_conf(s3_config.build()),
             options,
+            deadline: None,
         }
+    }
+
+    /// This executor with a deadline (`None`: none): requests not started by
+    /// then are not sent, and requests still running then are abandoned;
+    /// both fail their records (a `required` write's records go back to the
+    /// stream), so an invocation ends before Lambda's own timeout with
+    /// `batchItemFailures` instead of no answer at all.
+    pub fn with_deadline(&self, deadline: Option<Instant>) -> Executor {
+        Executor { deadline, ..self.clone() }
+    }
+
+    fn time_is_up(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// The options this executor runs with.
@@ -647,7 +671,17 @@ impl Executor {
             }
         }
         self.resolve(planner, batch, &metas, outcomes, conflicts, &mut report).await;
-        self.dead_letter(planner, batch, &mut report).await;
+        if !self.time_is_up() {
+            self.dead_letter(planner, batch, &mut report).await;
+        }
+        report.deadline_reached = self.time_is_up();
+        // Every write has ended one way or another; one that somehow has not
+        // fails like any unfinished write, so its records are retried.
+        for meta in &metas {
+            if report.writes.get(meta.id as usize) == Some(&WriteResult::Pending) {
+                report.fail(meta, Failure::transient("the write did not finish"));
+            }
+        }
         report
     }
 
@@ -719,6 +753,10 @@ impl Executor {
         };
         let max_rounds = self.options.max_replan_rounds;
         while !conflicts.0.is_empty() {
+            if self.time_is_up() {
+                fail_all(report, &conflicts, "watermark conflict not resolved: the invocation's time budget is spent");
+                return;
+            }
             if report.replan_rounds >= max_rounds {
                 fail_all(report, &conflicts, &format!("watermark conflict unresolved after {max_rounds} rounds"));
                 return;
@@ -797,11 +835,28 @@ impl Executor {
         let mut tasks: JoinSet<(usize, Attempt)> = JoinSet::new();
         let mut task_index: HashMap<tokio::task::Id, usize> = HashMap::new();
         let mut pending = ops.into_iter().enumerate();
+        let deadline = self.deadline;
         loop {
             while tasks.len() < limit {
                 let Some((index, (op, resolve))) = pending.next() else { break };
+                if self.time_is_up() {
+                    let failure = Failure::transient(DEADLINE_NOT_STARTED);
+                    results[index] = Some(Attempt { sent: false, outcome: Outcome::Failed(failure) });
+                    continue;
+                }
                 let (ddb, s3) = (self.ddb.clone(), self.s3.clone());
-                let handle = tasks.spawn(async move { (index, send(&ddb, &s3, op, resolve).await) });
+                let handle = tasks.spawn(async move {
+                    let attempt = match deadline {
+                        None => send(&ddb, &s3, op, resolve).await,
+                        Some(at) => match tokio::time::timeout_at(at.into(), send(&ddb, &s3, op, resolve)).await {
+                            Ok(attempt) => attempt,
+                            Err(_) => {
+                                Attempt { sent: true, outcome: Outcome::Failed(Failure::transient(DEADLINE_STOPPED)) }
+                            }
+                        },
+                    };
+                    (index, attempt)
+                });
                 task_index.insert(handle.id(), index);
             }
             match tasks.join_next_with_id().await {

@@ -122,13 +122,40 @@ pub async fn invoke(
     function_name: &str,
     now_ms: i64,
 ) -> Result<Invocation, InvokeError> {
+    invoke_until(app, event_json, request_id, function_name, now_ms, None).await
+}
+
+/// [`invoke`] with Lambda's deadline: the invocation plans and writes only
+/// until `deadline` less `ZAE_DEADLINE_MARGIN_MS`. The planner's own deadline
+/// is capped by what is left; writes not started by then are not sent and
+/// writes still running are abandoned, their records reported in
+/// `batchItemFailures` (lowest sequence number), and the completion line is
+/// logged, so the invocation always answers before Lambda's timeout.
+pub async fn invoke_until(
+    app: &App,
+    event_json: &str,
+    request_id: &str,
+    function_name: &str,
+    now_ms: i64,
+    deadline: Option<Instant>,
+) -> Result<Invocation, InvokeError> {
     let started = Instant::now();
+    let budget = deadline.map(|d| d.checked_sub(app.settings.host.deadline_margin).unwrap_or(started));
+    let planner = match budget {
+        None => app.planner.clone(),
+        Some(b) => {
+            let limits = app.planner.limits();
+            let left = b.saturating_duration_since(Instant::now());
+            app.planner.with_limits(crate::Limits { deadline: limits.deadline.min(left), ..limits })
+        }
+    };
+    let executor = app.executor.with_deadline(budget);
     let threshold = app.settings.host.log_level;
     let batch = Batch { event_json, config: &app.settings.config, now_ms, invocation_id: request_id };
 
     // Planning is pure, so it runs before the first line: the start line can
     // then carry the record count without the host parsing the event.
-    let planned = match app.planner.plan(&batch).await {
+    let planned = match planner.plan(&batch).await {
         Ok(Ok(plan)) => Ok(plan),
         Ok(Err(PlanError::BadConfig(e))) => Err(InvokeError::BadConfig(e.message)),
         Ok(Err(e)) => Err(InvokeError::BadEvent(e.message())),
@@ -157,7 +184,7 @@ pub async fn invoke(
 
     let writes_planned = plan.writes.len();
     let writes = std::mem::take(&mut plan.writes);
-    let report = app.executor.execute(&app.planner, &batch, writes, &plan.outcomes).await;
+    let report = executor.execute(&planner, &batch, writes, &plan.outcomes).await;
     logging::emit_plan_logs(&report.replan_logs, threshold);
     logging::emit_plan_logs(&report.write_logs, threshold);
     if let Some(first) = report.deployment_errors.first() {
@@ -236,6 +263,7 @@ pub async fn invoke(
             ("shard_propagations_applied", json!(report.shard_propagations_applied)),
             ("best_effort_failures", json!(report.best_effort_failures)),
             ("dead_letter_records", json!(report.dead_letter_records)),
+            ("deadline_reached", json!(report.deadline_reached)),
         ],
         None,
     );

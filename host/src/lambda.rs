@@ -62,7 +62,11 @@ pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
 async fn handle(app: &App, event: LambdaEvent<Box<RawValue>>) -> Result<Value, Diagnostic> {
     let (payload, context) = event.into_parts();
     let function_name = context.env_config.function_name.as_str();
-    match handler::invoke(app, payload.get(), &context.request_id, function_name, now_ms()).await {
+    // Lambda's deadline (epoch ms) as an instant of this process's clock.
+    let now = now_ms();
+    let left = u64::try_from(i64::try_from(context.deadline).unwrap_or(i64::MAX).saturating_sub(now)).unwrap_or(0);
+    let deadline = std::time::Instant::now().checked_add(Duration::from_millis(left));
+    match handler::invoke_until(app, payload.get(), &context.request_id, function_name, now, deadline).await {
         Ok(invocation) => Ok(invocation.response),
         Err(e) => Err(diagnostic(&e)),
     }

@@ -19,6 +19,7 @@
 //! | `ZAE_PLAN_MEMORY_MB` | 16 to 4096 | 256 |
 //! | `ZAE_PLAN_TIMEOUT_MS` | 10 to 900000 | 10000 |
 //! | `ZAE_REQUEST_TIMEOUT_MS` | 100 to 600000 | 10000 |
+//! | `ZAE_DEADLINE_MARGIN_MS` | 0 to 60000 | 1000 |
 //!
 //! A host variable that is set but blank (only whitespace) counts as unset,
 //! so deployment templates can pass an empty parameter to mean "default".
@@ -56,6 +57,7 @@ const MAX_ATTEMPTS: Bounded = Bounded { name: "ZAE_MAX_ATTEMPTS", min: 1, max: 2
 const MAX_REPLAN_ROUNDS: Bounded = Bounded { name: "ZAE_MAX_REPLAN_ROUNDS", min: 1, max: 50, default: 5 };
 const PLAN_MEMORY_MB: Bounded = Bounded { name: "ZAE_PLAN_MEMORY_MB", min: 16, max: 4096, default: 256 };
 const PLAN_TIMEOUT_MS: Bounded = Bounded { name: "ZAE_PLAN_TIMEOUT_MS", min: 10, max: 900_000, default: 10_000 };
+const DEADLINE_MARGIN_MS: Bounded = Bounded { name: "ZAE_DEADLINE_MARGIN_MS", min: 0, max: 60_000, default: 1_000 };
 const REQUEST_TIMEOUT_MS: Bounded = Bounded { name: "ZAE_REQUEST_TIMEOUT_MS", min: 100, max: 600_000, default: 10_000 };
 
 /// The host's own settings (everything except the planner configuration).
@@ -76,6 +78,9 @@ pub struct HostSettings {
     pub plan_timeout: Duration,
     /// `ZAE_REQUEST_TIMEOUT_MS`: timeout of one AWS request attempt.
     pub request_timeout: Duration,
+    /// `ZAE_DEADLINE_MARGIN_MS`: how long before Lambda's deadline the
+    /// invocation stops writing, to answer and log in time.
+    pub deadline_margin: Duration,
 }
 
 impl Default for HostSettings {
@@ -88,6 +93,7 @@ impl Default for HostSettings {
             plan_memory_mb: PLAN_MEMORY_MB.default as u32,
             plan_timeout: Duration::from_millis(PLAN_TIMEOUT_MS.default),
             request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS.default),
+            deadline_margin: Duration::from_millis(DEADLINE_MARGIN_MS.default),
         }
     }
 }
@@ -117,6 +123,7 @@ impl HostSettings {
             plan_memory_mb: number(PLAN_MEMORY_MB)? as u32,
             plan_timeout: Duration::from_millis(number(PLAN_TIMEOUT_MS)?),
             request_timeout: Duration::from_millis(number(REQUEST_TIMEOUT_MS)?),
+            deadline_margin: Duration::from_millis(number(DEADLINE_MARGIN_MS)?),
         })
     }
 
@@ -238,6 +245,7 @@ mod tests {
             ("ZAE_PLAN_MEMORY_MB", "16"),
             ("ZAE_PLAN_TIMEOUT_MS", "900000"),
             ("ZAE_REQUEST_TIMEOUT_MS", "100"),
+            ("ZAE_DEADLINE_MARGIN_MS", "250"),
             ("UNRELATED", "x"),
         ]))
         .unwrap();
@@ -251,6 +259,7 @@ mod tests {
                 plan_memory_mb: 16,
                 plan_timeout: Duration::from_secs(900),
                 request_timeout: Duration::from_millis(100),
+                deadline_margin: Duration::from_millis(250),
             }
         );
         assert_eq!(s.limits().memory_bytes, 16 << 20);

@@ -319,3 +319,20 @@ fn scratch_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn a_component_importing_more_than_the_planner_needs_is_refused() {
+    // A component importing wasi:filesystem (what a careless rebuild could
+    // pull in) must not load: the guest gets no more than it needs.
+    let wat = r#"(component
+        (import "wasi:filesystem/types@0.2.0" (instance))
+    )"#;
+    let wasm = wat_to_component(wat);
+    let err = Planner::from_component(&wasm, Limits::default()).expect_err("refused");
+    assert!(format!("{err:#}").contains("wasi:filesystem/types@0.2.0"), "{err:#}");
+}
+
+/// The binary encoding of a component written as text.
+fn wat_to_component(wat: &str) -> Vec<u8> {
+    wat::parse_str(wat).expect("valid component text")
+}

@@ -1040,3 +1040,44 @@ async fn cost_of_the_guarantee() {
     assert!(wm_count > 0 && size_with > size_without);
     h.cleanup(&moto).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slowed_endpoint_ends_the_invocation_before_its_deadline() {
+    let moto = Moto::start();
+    let records = det_stream().records.clone();
+    let plan = native_plan(&records, &[Window::Hourly, Window::Daily]);
+    let h = Harness::new(&moto, det_stream().clone(), WINDOWS, true, SimOptions::calm()).await;
+    // Every request is held before it is forwarded: DynamoDB has slowed down.
+    let stalls = (0..plan.writes.len() as u64 * 4).map(|i| (i, Fault::Stall)).collect();
+    h.proxy.set_policy(Policy::Script(stalls));
+    let now = h.tick();
+    // Lambda's deadline 1.5 s away; the default 1 s margin leaves 0.5 s to write.
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(1500);
+    let (outcome, report) = h.invoke_until(0, &Harness::event(&records), now, "slow", deadline).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "answered after Lambda's deadline: {took:?}");
+    let report = report.expect("an answer, not a function error");
+    assert!(report.deadline_reached, "{report:?}");
+    assert!(
+        !report.writes.iter().any(|w| *w == zae_aggregator::executor::WriteResult::Pending),
+        "no write is left pending: {:?}",
+        report.writes
+    );
+    // The lowest record of any required write is reported, so Lambda resumes there.
+    let lowest = plan
+        .writes
+        .iter()
+        .filter(|w| w.failure_policy == zae_planner::plan::FailurePolicy::Required)
+        .flat_map(|w| w.records.iter().copied())
+        .min()
+        .expect("required writes") as usize;
+    assert_eq!(outcome, Outcome::Partial(streams::seq(&records[lowest]).to_string()));
+    // Lambda goes on from there once DynamoDB is fast again: nothing lost or doubled.
+    h.proxy.set_policy(Policy::Pass);
+    h.settle().await;
+    let mut rng = Rng::new(7);
+    h.deliver_all(0, &records[lowest..], &mut rng).await;
+    h.settle().await;
+    assert_holds("after an invocation cut short by its deadline", &h.verify(&moto).await);
+}

@@ -396,6 +396,24 @@ impl Harness {
         }
     }
 
+    /// One in-process invocation under a Lambda deadline: its outcome and
+    /// the executor's report (`None` for a function error).
+    pub async fn invoke_until(
+        &self,
+        lane: usize,
+        event: &str,
+        now_ms: i64,
+        rid: &str,
+        deadline: std::time::Instant,
+    ) -> (Outcome, Option<zae_aggregator::executor::Report>) {
+        self.stat(|s| s.invocations += 1);
+        let app = &self.lanes[lane].app;
+        match handler::invoke_until(app, event, rid, "zae-aggregator-test", now_ms, Some(deadline)).await {
+            Ok(inv) => (outcome_of(&inv.response), Some(inv.report)),
+            Err(e) => (Outcome::FunctionError(e.to_string()), None),
+        }
+    }
+
     /// One in-process invocation, abandoned once `pass` requests went
     /// through and the next one reached the proxy (held as `mode` says).
     pub async fn invoke_abandoned(
