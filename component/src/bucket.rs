@@ -12,8 +12,6 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
-
 use crate::event::{av_n, get_n, get_s_cow, parse_int, Record, Seq};
 use crate::json::Positions;
 
@@ -85,7 +83,7 @@ pub struct BucketRecord<'a> {
     /// The NewImage, kept only when this record raises `shard_count` on a
     /// new-format shard 0 (see [`BucketRecord::raises_shard_count`]): new
     /// shard items are cloned from it.
-    pub clone_source: Option<Box<Map<String, Value>>>,
+    pub clone_source: Option<Box<crate::shard::CloneSource>>,
     /// The NewImage has no `entity_id`: the record is read for shard
     /// propagation only (which needs just the key and `shard_count`, as
     /// upstream's does); no usage, refill or doubling comes from it.
@@ -351,7 +349,7 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
         rf_ms,
         limits,
         other_limits,
-        clone_source: raises.then(|| Box::new(new.to_map())),
+        clone_source: raises.then(|| Box::new(crate::shard::CloneSource::new(new))),
         propagation_only: no_entity_id,
     }))
 }
