@@ -36,6 +36,13 @@
 //!   - `serde-floor`: not a planner stage either: serde_json validating the
 //!     event while keeping nothing (`IgnoredAny`), the floor under `parse`,
 //!     which uses serde_json's lexer.
+//! * `wide/{N}`: one whole `plan` call on a single bucket MODIFY record whose
+//!   NewImage and OldImage each have N attributes (1,024, 4,096, 16,384; a
+//!   400 KB item has about 16,384), a mix of `b_{limit}_{field}` numbers and
+//!   other attributes ([`zae_planner::vector::wide_event`]): planning time
+//!   must grow linearly with N (docs/benchmarks.md#wide-images).
+//! * `wide-propagate/{N}x{S}`: the same record on shard 0 raising
+//!   `shard_count` to S, so S - 1 shard items are cloned from its NewImage.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
@@ -252,5 +259,35 @@ fn breakdown(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, whole, breakdown);
+fn wide(c: &mut Criterion) {
+    let config = |max_shard_count| Config {
+        table_name: "zae-limiter".into(),
+        windows: vec![Window::Hourly, Window::Daily],
+        snapshot_ttl_days: 90,
+        archive_bucket: None,
+        max_shard_count,
+    };
+    let now_ms = 1_704_067_260_000;
+    let mut group = c.benchmark_group("wide");
+    group.sample_size(10);
+    for n in [1_024, 4_096, 16_384] {
+        let event_json = zae_planner::vector::wide_event(n, 1);
+        let cfg = config(32);
+        let batch = Batch { event_json: &event_json, config: &cfg, now_ms, invocation_id: "bench" };
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("{n}"), |b| b.iter(|| zae_planner::plan(&batch).expect("plan")));
+    }
+    group.finish();
+    let mut group = c.benchmark_group("wide-propagate");
+    group.sample_size(10);
+    for (n, shards) in [(16_384, 32), (16_384, 1_024)] {
+        let event_json = zae_planner::vector::wide_event(n, shards);
+        let cfg = config(shards);
+        let batch = Batch { event_json: &event_json, config: &cfg, now_ms, invocation_id: "bench" };
+        group.bench_function(format!("{n}x{shards}"), |b| b.iter(|| zae_planner::plan(&batch).expect("plan")));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, whole, breakdown, wide);
 criterion_main!(benches);

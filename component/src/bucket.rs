@@ -12,9 +12,8 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
-
 use crate::event::{av_n, get_n, get_s_cow, parse_int, Record, Seq};
+use crate::json::Positions;
 
 /// The two bucket key layouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +83,7 @@ pub struct BucketRecord<'a> {
     /// The NewImage, kept only when this record raises `shard_count` on a
     /// new-format shard 0 (see [`BucketRecord::raises_shard_count`]): new
     /// shard items are cloned from it.
-    pub clone_source: Option<Box<Map<String, Value>>>,
+    pub clone_source: Option<Box<crate::shard::CloneSource>>,
     /// The NewImage has no `entity_id`: the record is read for shard
     /// propagation only (which needs just the key and `shard_count`, as
     /// upstream's does); no usage, refill or doubling comes from it.
@@ -177,12 +176,15 @@ struct Slot<'t> {
 }
 
 /// Read every `b_{limit}_{field}` attribute of both images once, checking each
-/// number (so no later stage can fail on one).
+/// number (so no later stage can fail on one). Limits are found by name
+/// through [`Positions`], so this is linear in the images' sizes
+/// (docs/benchmarks.md#wide-images).
 fn read_limits<'t>(
     new: crate::event::Image<'t, '_>,
     old: Option<crate::event::Image<'t, '_>>,
 ) -> Result<Vec<Slot<'t>>, String> {
     let mut slots: Vec<Slot<'t>> = Vec::with_capacity(4);
+    let mut names = Positions::default();
     for (pos, (attr, av)) in new.iter().enumerate() {
         let Some((name, field)) = split_limit_attr(attr) else { continue };
         let Some(fi) = FIELDS.iter().position(|f| *f == field) else { continue };
@@ -190,10 +192,11 @@ fn read_limits<'t>(
             Some(n) => Some(parse_int(attr, n)?),
             None => None,
         };
-        let i = match slots.iter().position(|s| s.name == name) {
+        let i = match names.find(slots.len(), name, |p| slots[p as usize].name) {
             Some(i) => i,
             None => {
                 slots.push(Slot { name, new: [None; 5], old_tc: None, tc_pos: usize::MAX, cp_pos: usize::MAX });
+                names.pushed(slots.len(), |p| slots[p as usize].name);
                 slots.len() - 1
             }
         };
@@ -213,8 +216,8 @@ fn read_limits<'t>(
         let Some(n) = av_n(av) else { continue };
         let v = parse_int(attr, n)?;
         if field == "tc" {
-            if let Some(slot) = slots.iter_mut().find(|s| s.name == name) {
-                slot.old_tc = Some(v);
+            if let Some(i) = names.find(slots.len(), name, |p| slots[p as usize].name) {
+                slots[i].old_tc = Some(v);
             }
         }
     }
@@ -298,7 +301,8 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
         Ok(s) => s,
         Err(e) => return Parsed::Invalid(e),
     };
-    let mut with_tc: Vec<&Slot> = slots.iter().filter(|s| s.new[0].is_some() && s.old_tc.is_some()).collect();
+    let has_tc = |s: &Slot| s.new[0].is_some() && s.old_tc.is_some();
+    let mut with_tc: Vec<&Slot> = slots.iter().filter(|s| has_tc(s)).collect();
     with_tc.sort_by_key(|s| s.tc_pos);
     let mut limits = Vec::with_capacity(with_tc.len());
     for s in with_tc {
@@ -309,8 +313,8 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
         let [_, tk, cp, ra, rp] = s.new.map(|v| v.unwrap_or(0));
         limits.push(Limit { name: s.name.to_string(), tc_delta, tk, cp, ra, rp });
     }
-    let mut others: Vec<&Slot> =
-        slots.iter().filter(|s| s.cp_pos != usize::MAX && !limits.iter().any(|l| l.name == s.name)).collect();
+    // Slot names are distinct, so a slot is in `limits` exactly when it has `tc` in both images.
+    let mut others: Vec<&Slot> = slots.iter().filter(|s| s.cp_pos != usize::MAX && !has_tc(s)).collect();
     others.sort_by_key(|s| s.cp_pos);
     let other_limits = others
         .into_iter()
@@ -345,7 +349,7 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
         rf_ms,
         limits,
         other_limits,
-        clone_source: raises.then(|| Box::new(new.to_map())),
+        clone_source: raises.then(|| Box::new(crate::shard::CloneSource::new(new))),
         propagation_only: no_entity_id,
     }))
 }
@@ -382,27 +386,27 @@ pub struct BucketState<'a> {
     pub overflow: Option<String>,
 }
 
-/// Fold bucket records per item (`PK`, `SK`), in first-seen order.
+/// Fold bucket records per item (`PK`, `SK`), in first-seen order; linear in
+/// the number of limits however many an item has.
 pub fn aggregate<'a>(records: &[&'a BucketRecord<'a>]) -> Vec<BucketState<'a>> {
     let mut index: std::collections::BTreeMap<(&str, &str), usize> = std::collections::BTreeMap::new();
-    let mut states: Vec<(BucketState<'a>, Vec<Seq>)> = Vec::new();
+    let mut states: Vec<(BucketState<'a>, Vec<Seq>, Positions)> = Vec::new();
     for &rec in records {
         let slot = *index.entry((&*rec.pk, &*rec.sk)).or_insert_with(|| {
-            states.push((
-                BucketState { latest: rec, limits: Vec::new(), records: Vec::new(), overflow: None },
-                Vec::new(),
-            ));
+            let state = BucketState { latest: rec, limits: Vec::new(), records: Vec::new(), overflow: None };
+            states.push((state, Vec::new(), Positions::default()));
             states.len() - 1
         });
-        let (state, limit_seqs) = &mut states[slot];
+        let (state, limit_seqs, names) = &mut states[slot];
         if rec.seq > state.latest.seq {
             state.latest = rec;
         }
         state.records.push(rec.index);
         for l in &rec.limits {
-            match state.limits.iter().position(|x| x.name == l.name) {
+            match names.find(state.limits.len(), &l.name, |p| &state.limits[p as usize].name) {
                 None => {
                     state.limits.push(l.clone());
+                    names.pushed(state.limits.len(), |p| &state.limits[p as usize].name);
                     limit_seqs.push(rec.seq.clone());
                 }
                 Some(i) => {
@@ -428,7 +432,7 @@ pub fn aggregate<'a>(records: &[&'a BucketRecord<'a>]) -> Vec<BucketState<'a>> {
     }
     states
         .into_iter()
-        .map(|(mut s, _)| {
+        .map(|(mut s, _, _)| {
             s.records.sort_unstable();
             s
         })

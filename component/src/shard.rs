@@ -15,7 +15,8 @@
 //! they run in, the result is the same (create with the new count, or raise).
 
 use crate::bucket::{bucket_pk, split_limit_attr, BucketRecord, BucketState, Format};
-use crate::event::av_json;
+use crate::event::{av_json, av_n, Image};
+use crate::json::Positions;
 use crate::plan::{
     Attribute, Counters, ExpressionName, Log, LogEntry, LogLevel, OnConditionFailure, Operation, Purpose, PutItem,
     UpdateItem, Write,
@@ -145,6 +146,7 @@ pub fn plan_propagation(
                 .n("shard_count", new)
                 .n("max_shard_count", max_shards);
         }
+        let template = CloneTemplate::new(latest, new);
         let mut indices: Vec<u32> = group.iter().map(|x| x.index).collect();
         indices.sort_unstable();
         let mut planned = 0u32;
@@ -172,7 +174,7 @@ pub fn plan_propagation(
                 Purpose::ShardPropagate,
                 Operation::PutItem(PutItem {
                     table_name: table.to_string(),
-                    item: clone_item(latest, t, new),
+                    item: template.item(t),
                     condition_expression: Some("attribute_not_exists(#pk)".into()),
                     names: vec![ExpressionName { placeholder: "#pk".into(), name: "PK".into() }],
                     values: vec![],
@@ -191,33 +193,105 @@ pub fn plan_propagation(
     }
 }
 
+/// What shard propagation keeps of a raising shard-0 NewImage: its
+/// attributes rendered once as DynamoDB JSON, in image order, and the
+/// capacity of every `b_{limit}_cp` number, in image order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloneSource {
+    /// The NewImage's attributes, values as compact DynamoDB JSON.
+    pub image: Vec<Attribute>,
+    /// `(limit, cp)` of each `b_{limit}_cp` that is an integer `N`.
+    pub capacities: Vec<(String, i128)>,
+}
+
+impl CloneSource {
+    /// Render `image` once (docs/specification.md#shard-propagation).
+    pub fn new(image: Image) -> CloneSource {
+        let mut capacities = Vec::new();
+        let attrs = image
+            .iter()
+            .map(|(k, v)| {
+                if let (Some((name, "cp")), Some(n)) = (split_limit_attr(k), av_n(v)) {
+                    if let Ok(cp) = crate::event::parse_int(k, n) {
+                        capacities.push((name.to_string(), cp));
+                    }
+                }
+                Attribute::raw(k, av_json(&v.to_value()))
+            })
+            .collect();
+        CloneSource { image: attrs, capacities }
+    }
+}
+
+/// The items of the new shards of one propagation: shard 0's NewImage with
+/// `shard_count` and per-shard tokens replaced once, and the positions of the
+/// four attributes that name the shard (`PK`, `GSI2SK`, `GSI3SK`, `GSI4SK`),
+/// filled in per shard. Building it is linear in the image; each item is one
+/// copy of it (docs/benchmarks.md#wide-images).
+#[derive(Debug, Clone)]
+pub struct CloneTemplate<'r> {
+    src: &'r BucketRecord<'r>,
+    item: Vec<Attribute>,
+    /// Positions in `item` of `PK`, `GSI2SK`, `GSI3SK`, `GSI4SK`.
+    keys: [usize; 4],
+}
+
+impl<'r> CloneTemplate<'r> {
+    /// The template for `src`'s image raised to `new` shards.
+    pub fn new(src: &'r BucketRecord<'r>, new: i128) -> Self {
+        let source = src.clone_source.as_deref();
+        let mut item: Vec<Attribute> = source.map(|c| c.image.clone()).unwrap_or_default();
+        let mut names = Positions::default();
+        for len in 1..=item.len() {
+            names.pushed(len, |p| &item[p as usize].name);
+        }
+        // Upstream sets each attribute in turn: an existing one keeps its
+        // place, a new one goes last.
+        let mut set = |name: String, value: String| -> usize {
+            match names.find(item.len(), &name, |p| &item[p as usize].name) {
+                Some(i) => {
+                    item[i].value = value;
+                    i
+                }
+                None => {
+                    item.push(Attribute { name, value });
+                    names.pushed(item.len(), |p| &item[p as usize].name);
+                    item.len() - 1
+                }
+            }
+        };
+        let keys = ["PK", "GSI2SK", "GSI3SK", "GSI4SK"].map(|k| set(k.into(), String::new()));
+        set("shard_count".into(), Attribute::n("", new).value);
+        for (name, cp) in source.map_or(&[][..], |c| &c.capacities) {
+            let tk = if name == "wcu" { *cp } else { floor_div(*cp, new).unwrap_or(*cp) };
+            set(format!("b_{name}_tk"), Attribute::n("", tk).value);
+            set(format!("b_{name}_tc"), Attribute::n("", 0).value);
+        }
+        CloneTemplate { src, item, keys }
+    }
+
+    /// The item of new shard `t`.
+    pub fn item(&self, t: i128) -> Vec<Attribute> {
+        let (ns, e, r) = (&*self.src.ns, &*self.src.entity, &*self.src.resource);
+        let values = [
+            bucket_pk(ns, e, r, t),
+            format!("BUCKET#{e}#{t}"),
+            format!("BUCKET#{r}#{t}"),
+            format!("BUCKET#{e}#{r}#{t}"),
+        ];
+        let mut item = self.item.clone();
+        for (&i, v) in self.keys.iter().zip(&values) {
+            item[i].value = Attribute::s("", v).value;
+        }
+        item
+    }
+}
+
 /// The item of a new shard `t`: shard 0's NewImage with keys, `shard_count` and
 /// per-shard tokens replaced (docs/specification.md#shard-propagation), in Python dict order.
+/// Planning many shards builds one [`CloneTemplate`] and asks it for each.
 pub fn clone_item(src: &BucketRecord, t: i128, new: i128) -> Vec<Attribute> {
-    let empty = serde_json::Map::new();
-    let image = src.clone_source.as_deref().unwrap_or(&empty);
-    let mut item: Vec<Attribute> = image.iter().map(|(k, v)| Attribute::raw(k.clone(), av_json(v))).collect();
-    let mut set = |name: String, value: Attribute| match item.iter_mut().find(|a| a.name == name) {
-        Some(a) => a.value = value.value,
-        None => item.push(Attribute { name, value: value.value }),
-    };
-    let (ns, e, r) = (&*src.ns, &*src.entity, &*src.resource);
-    set("PK".into(), Attribute::s("", &bucket_pk(ns, e, r, t)));
-    set("GSI2SK".into(), Attribute::s("", &format!("BUCKET#{e}#{t}")));
-    set("GSI3SK".into(), Attribute::s("", &format!("BUCKET#{r}#{t}")));
-    set("GSI4SK".into(), Attribute::s("", &format!("BUCKET#{e}#{r}#{t}")));
-    set("shard_count".into(), Attribute::n("", new));
-    for attr in image.keys() {
-        let Some((name, "cp")) = split_limit_attr(attr) else { continue };
-        let number = image.get(attr).and_then(|v| v.get("N")).and_then(serde_json::Value::as_str);
-        let Some(cp) = number.and_then(|s| crate::event::parse_int(attr, s).ok()) else {
-            continue;
-        };
-        let tk = if name == "wcu" { cp } else { floor_div(cp, new).unwrap_or(cp) };
-        set(format!("b_{name}_tk"), Attribute::n("", tk));
-        set(format!("b_{name}_tc"), Attribute::n("", 0));
-    }
-    item
+    CloneTemplate::new(src, new).item(t)
 }
 
 #[cfg(test)]

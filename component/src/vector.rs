@@ -191,6 +191,66 @@ pub fn repeated_event(event_json: &str, n: usize) -> String {
     serde_json::json!({ "Records": out }).to_string()
 }
 
+/// One bucket MODIFY record (shard 0 of `ns/BUCKET#e#r#…`) whose NewImage
+/// and OldImage each have exactly `attrs` attributes (at least 16): the keys,
+/// GSI keys, `entity_id`, `rf` and `shard_count`, then, in turns of ten,
+/// the five `b_l{k}_{tc|tk|cp|ra|rp}` numbers of one limit and five other
+/// string attributes. Every limit's `tc` grows by 1,000 millitokens between
+/// the images. `shard_count` goes from 1 to `raise_to` (no propagation when
+/// it is 1). How the benchmarks and tests build wide images
+/// (docs/benchmarks.md#wide-images).
+pub fn wide_event(attrs: usize, raise_to: u32) -> String {
+    use serde_json::{json, Map};
+    assert!(attrs >= 16, "a wide image has at least 16 attributes");
+    let image = |tc: i64, shard_count: u32| {
+        let mut m = Map::new();
+        let s = |m: &mut Map<String, Value>, k: &str, v: &str| m.insert(k.to_string(), json!({ "S": v }));
+        s(&mut m, "PK", "ns/BUCKET#e#r#0");
+        s(&mut m, "SK", "#STATE");
+        s(&mut m, "entity_id", "e");
+        s(&mut m, "resource", "r");
+        s(&mut m, "GSI2PK", "ns/RESOURCE#r");
+        s(&mut m, "GSI2SK", "BUCKET#e#0");
+        s(&mut m, "GSI3PK", "ns/ENTITY#e");
+        s(&mut m, "GSI3SK", "BUCKET#r#0");
+        s(&mut m, "GSI4PK", "ns");
+        s(&mut m, "GSI4SK", "BUCKET#e#r#0");
+        m.insert("rf".into(), json!({"N": "1704067200000"}));
+        m.insert("shard_count".into(), json!({"N": shard_count.to_string()}));
+        let mut i = 0usize;
+        while m.len() < attrs {
+            let k = i / 10;
+            let field = ["tc", "tk", "cp", "ra", "rp"].get(i % 10);
+            match field {
+                Some(&f) => {
+                    let v = match f {
+                        "tc" => tc + k as i64,
+                        "rp" => 60_000,
+                        _ => 1_000_000,
+                    };
+                    m.insert(format!("b_l{k}_{f}"), json!({ "N": v.to_string() }));
+                }
+                None => {
+                    m.insert(format!("x{k}_{}", i % 10), json!({ "S": format!("v{i}") }));
+                }
+            }
+            i += 1;
+        }
+        Value::Object(m)
+    };
+    json!({"Records": [{
+        "eventID": "wide-1",
+        "eventName": "MODIFY",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1704067200,
+            "SequenceNumber": "100",
+            "NewImage": image(1_000, raise_to),
+            "OldImage": image(0, 1),
+        }
+    }]})
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

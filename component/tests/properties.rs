@@ -6,6 +6,9 @@
 //! * Robustness: arbitrary JSON and arbitrary attribute maps never panic, and
 //!   every record gets exactly one outcome.
 //! * Determinism: planning twice gives the same canonical plan.
+//! * Repeated keys: an image that writes attributes several times (first
+//!   position, last value, shuffled among the others) plans exactly like the
+//!   image written once.
 
 use std::collections::BTreeMap;
 
@@ -239,5 +242,119 @@ proptest! {
         for (i, w) in plan.writes.iter().enumerate() {
             prop_assert_eq!(w.id as usize, i);
         }
+    }
+}
+
+/// One attribute of a bucket image: its name and compact DynamoDB JSON value.
+type Attr = (String, String);
+
+/// A shard-0 bucket image of `n` attributes besides its keys: limit numbers
+/// `b_l{k}_{field}` (some fields missing, some `cp` written as a string),
+/// `shard_count`, `rf` and other attributes, in the order given by `order`.
+fn image_attrs(n: usize, tc: i64, shard_count: u32, order: &[usize]) -> Vec<Attr> {
+    let mut attrs: Vec<Attr> = vec![
+        ("PK".into(), r#"{"S":"ns/BUCKET#e#r#0"}"#.into()),
+        ("SK".into(), r##"{"S":"#STATE"}"##.into()),
+        ("entity_id".into(), r#"{"S":"e"}"#.into()),
+        ("rf".into(), r#"{"N":"1704067000000"}"#.into()),
+        ("shard_count".into(), format!(r#"{{"N":"{shard_count}"}}"#)),
+    ];
+    let mut rest: Vec<Attr> = (0..n)
+        .map(|i| {
+            let k = i / 7;
+            match i % 7 {
+                0 => (format!("b_l{k}_tc"), format!(r#"{{"N":"{}"}}"#, tc + k as i64 * 1_000)),
+                1 => (format!("b_l{k}_tk"), r#"{"N":"5000"}"#.into()),
+                2 if k % 5 == 4 => (format!("b_l{k}_cp"), r#"{"S":"not a number"}"#.into()),
+                2 => (format!("b_l{k}_cp"), format!(r#"{{"N":"{}"}}"#, 1_000_000 + k)),
+                3 => (format!("b_l{k}_ra"), r#"{"N":"1000000"}"#.into()),
+                4 if k % 3 == 2 => (format!("GSI{}SK", 2 + k % 3), r#"{"S":"BUCKET#x"}"#.into()),
+                4 => (format!("b_l{k}_rp"), r#"{"N":"60000"}"#.into()),
+                5 => (format!("x{k}"), format!(r#"{{"S":"v{i}"}}"#)),
+                _ => (format!("m{k}"), format!(r#"{{"M":{{"a":{{"N":"{i}"}},"b":{{"L":[]}}}}}}"#)),
+            }
+        })
+        .collect();
+    // Distinct names only (a GSI name can come up twice): the first stays.
+    let mut seen = std::collections::BTreeSet::new();
+    rest.retain(|(name, _)| seen.insert(name.clone()));
+    let mut keyed: Vec<(usize, Attr)> =
+        rest.into_iter().enumerate().map(|(i, a)| (order[i % order.len()] ^ i, a)).collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    attrs.extend(keyed.into_iter().map(|(_, a)| a));
+    attrs
+}
+
+/// The image as a JSON object, each attribute preceded by `repeats[i]`
+/// earlier occurrences of the same key with junk values, which the later one
+/// replaces (first position, last value). Repeats go right after the key's
+/// first occurrence or after a later attribute, as `spread` says.
+fn object_text(attrs: &[Attr], repeats: &[u8], spread: &[usize]) -> String {
+    let junk = [r#"{"N":"junk"}"#, r#"{"S":"x","S":"y"}"#, "null", r#"[1,{"N":"2"}]"#, r#"{"M":{}}"#];
+    // (slot, text): entries are written in slot order; equal slots keep their order.
+    let mut entries: Vec<(usize, String)> = Vec::new();
+    let key = |name: &str| serde_json::to_string(name).unwrap();
+    for (i, (name, value)) in attrs.iter().enumerate() {
+        let r = repeats.get(i).copied().unwrap_or(0) as usize;
+        if r == 0 {
+            entries.push((i, format!("{}:{value}", key(name))));
+            continue;
+        }
+        // First occurrence at the attribute's own place, with junk.
+        entries.push((i, format!("{}:{}", key(name), junk[i % junk.len()])));
+        for j in 1..r {
+            let slot = i + spread.get(i + j).copied().unwrap_or(0) % (attrs.len() - i);
+            entries.push((slot, format!("{}:{}", key(name), junk[(i + j) % junk.len()])));
+        }
+        // The last occurrence, after every other one of this key, has the value.
+        let last = entries.iter().filter(|(_, t)| t.starts_with(&format!("{}:", key(name)))).map(|(s, _)| *s).max();
+        entries.push((last.unwrap_or(i), format!("{}:{value}", key(name))));
+    }
+    entries.sort_by_key(|(slot, _)| *slot);
+    let body: Vec<String> = entries.into_iter().map(|(_, t)| t).collect();
+    format!("{{{}}}", body.join(","))
+}
+
+fn wide_event_text(new: &str, old: &str) -> String {
+    format!(
+        r#"{{"Records":[{{"eventName":"MODIFY","dynamodb":{{"SequenceNumber":"100","ApproximateCreationDateTime":1704067200,"NewImage":{new},"OldImage":{old}}}}}]}}"#
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A record's plan depends only on its images as JSON objects: writing an
+    /// attribute several times (first position, last value), with junk in the
+    /// earlier occurrences and the occurrences shuffled among the other
+    /// attributes, gives the same canonical plan byte for byte, for images
+    /// below and above the width at which objects are indexed
+    /// (docs/benchmarks.md#wide-images). Covers usage, refill and the
+    /// propagation clones (`shard_count` raised from 1 to 4).
+    #[test]
+    fn repeated_attributes_keep_the_first_position_and_the_last_value(
+        n in 0usize..160,
+        order in prop::collection::vec(0usize..1_000, 1..40),
+        repeats in prop::collection::vec(prop_oneof![6 => Just(0u8), 3 => 1u8..3, 1 => 3u8..6], 0..200),
+        spread in prop::collection::vec(0usize..1_000, 0..400),
+    ) {
+        let config = Config { max_shard_count: 8, ..Config::default() };
+        let new = image_attrs(n, 5_000, 4, &order);
+        let old = image_attrs(n, 0, 1, &order);
+        let plain = wide_event_text(&object_text(&new, &[], &[]), &object_text(&old, &[], &[]));
+        let old_repeats: Vec<u8> = spread.iter().map(|&s| (s % 3) as u8).collect();
+        let old_spread: Vec<usize> = repeats.iter().map(|&r| r as usize * 7).collect();
+        let repeated =
+            wide_event_text(&object_text(&new, &repeats, &spread), &object_text(&old, &old_repeats, &old_spread));
+        prop_assert!(repeats.iter().take(new.len()).all(|&r| r == 0) || plain != repeated, "keys are repeated");
+        prop_assert_eq!(
+            serde_json::from_str::<Value>(&plain).unwrap(),
+            serde_json::from_str::<Value>(&repeated).unwrap(),
+            "serde_json reads both texts as the same object"
+        );
+        let a = canonical_json(&zae_planner::plan(&batch(&plain, &config)).unwrap());
+        let b = canonical_json(&zae_planner::plan(&batch(&repeated, &config)).unwrap());
+        prop_assert!(a.contains("\"shard-propagate\""), "the clones are covered");
+        prop_assert_eq!(a, b);
     }
 }
