@@ -266,6 +266,7 @@ fn wide(c: &mut Criterion) {
         snapshot_ttl_days: 90,
         archive_bucket: None,
         max_shard_count,
+        dead_letter_bucket: None,
     };
     let now_ms = 1_704_067_260_000;
     let mut group = c.benchmark_group("wide");

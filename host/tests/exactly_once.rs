@@ -1060,7 +1060,7 @@ async fn a_slowed_endpoint_ends_the_invocation_before_its_deadline() {
     let report = report.expect("an answer, not a function error");
     assert!(report.deadline_reached, "{report:?}");
     assert!(
-        !report.writes.iter().any(|w| *w == zae_aggregator::executor::WriteResult::Pending),
+        !report.writes.contains(&zae_aggregator::executor::WriteResult::Pending),
         "no write is left pending: {:?}",
         report.writes
     );
