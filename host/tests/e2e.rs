@@ -560,3 +560,76 @@ async fn applied_writes_log_zae_limiters_own_lines() {
     assert!(run.logs.iter().any(|l| l["message"] == "Bucket refilled"), "{:#?}", run.logs);
     assert!(run.logs.iter().any(|l| l["message"] == "Proactive shard doubling"), "{:#?}", run.logs);
 }
+
+/// Every poison class the planner catches before writing: the shard moves
+/// on, each poison record is in the dead letter with its reason, and every
+/// other record is applied (exactly once: a second delivery changes nothing).
+#[tokio::test]
+async fn poison_records_go_to_the_dead_letter_and_the_rest_lands_once() {
+    for name in [
+        "limit-resource-too-long",
+        "limit-entity-too-long",
+        "limit-empty-namespace",
+        "limit-counter-38-digits",
+        "limit-refill-negative-cp",
+        "dead-letter-invalid-records",
+    ] {
+        let v = vector(name);
+        let moto = Moto::start();
+        moto.create_table(&v.config.table_name).await;
+        moto.create_bucket("dead-letters").await;
+        if let Some(b) = &v.config.archive_bucket {
+            moto.create_bucket(b).await;
+        }
+        let env = [("DEAD_LETTER_BUCKET", "dead-letters")];
+        let run = invoke(&moto, &v, &event_path(&v), &env);
+        assert_eq!(run.code, 0, "{name}: {:#?}", run.logs);
+        assert_eq!(run.response["batchItemFailures"], json!([]), "{name}");
+        let plan = zae_planner::plan(&v.batch()).unwrap();
+        let invalid: Vec<(u32, String)> = plan
+            .outcomes
+            .iter()
+            .filter_map(|o| match &o.status {
+                zae_planner::plan::RecordStatus::Invalid(r) => Some((o.index, r.clone())),
+                _ => None,
+            })
+            .collect();
+        assert!(!invalid.is_empty(), "{name}: the vector has a poison record");
+        let keys = moto.list_objects("dead-letters").await;
+        assert_eq!(keys.len(), 1, "{name}: {keys:?}");
+        let text = String::from_utf8(gunzip(&moto.get_object("dead-letters", &keys[0]).await)).unwrap();
+        let stored: Vec<(u32, String)> = text
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (v["record_index"].as_u64().unwrap() as u32, v["reason"].as_str().unwrap().to_string())
+            })
+            .collect();
+        assert_eq!(stored, invalid, "{name}");
+        // The valid records' snapshots landed; a redelivery of the batch changes nothing.
+        let before = table_state(&moto, &v.config.table_name).await;
+        let snapshots = before.iter().filter(|i| i["SK"]["S"].as_str().is_some_and(|s| s.starts_with("#USAGE#")));
+        let planned = plan.writes.iter().filter(|w| w.purpose == zae_planner::plan::Purpose::Snapshot).count();
+        assert_eq!(snapshots.count(), planned, "{name}");
+        let again = invoke(&moto, &v, &event_path(&v), &env);
+        assert_eq!(again.code, 0, "{name}");
+        assert_eq!(table_state(&moto, &v.config.table_name).await, before, "{name}: a redelivery changed the table");
+        assert_eq!(moto.list_objects("dead-letters").await, keys, "{name}: the same dead-letter object, rewritten");
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_item_fed_by_a_hundred_shards_is_written_in_chunks_exactly_once() {
+    let v = vector("limit-100-sources-chunked");
+    let moto = Moto::start();
+    moto.create_table(&v.config.table_name).await;
+    let run = invoke(&moto, &v, &event_path(&v), &[]);
+    assert_eq!(run.code, 0, "{:#?}", run.logs);
+    let again = invoke(&moto, &v, &event_path(&v), &[]);
+    assert_eq!(again.code, 0, "{:#?}", again.logs);
+    let items = moto.scan(&v.config.table_name).await;
+    let hourly = get(&items, "ns/ENTITY#u1", "#USAGE#gpt-4#2023-12-31T23:00:00Z");
+    assert_eq!(n(hourly, "total_events"), 100, "every shard's record counted once");
+    let watermarks = hourly.keys().filter(|k| k.starts_with("wm#")).count();
+    assert_eq!(watermarks, 100);
+}

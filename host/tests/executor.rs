@@ -600,13 +600,20 @@ async fn dead_letter_lines(moto: &Moto, bucket: &str) -> Vec<Value> {
     lines
 }
 
-#[tokio::test]
-async fn a_write_refused_for_good_goes_to_the_dead_letter_and_its_records_are_handled() {
+/// moto with the `rate-limits` table and a `dead-letters` bucket, and a
+/// configuration that stores dead letters there.
+async fn dead_letter_setup() -> (Moto, zae_aggregator::bindings::Config) {
     let moto = Moto::start();
     moto.create_table("rate-limits").await;
     moto.create_bucket("dead-letters").await;
     let cfg =
         zae_aggregator::bindings::Config { dead_letter_bucket: Some("dead-letters".into()), ..config("rate-limits") };
+    (moto, cfg)
+}
+
+#[tokio::test]
+async fn a_write_refused_for_good_goes_to_the_dead_letter_and_its_records_are_handled() {
+    let (moto, cfg) = dead_letter_setup().await;
     let event = common::bucket_event(3);
     let batch = Batch { event_json: &event, config: &cfg, now_ms: 1_767_229_200_000, invocation_id: "poison" };
     let mut plan = plan_batch(&batch).await;
@@ -690,11 +697,7 @@ async fn a_malformed_watermark_sends_the_records_of_its_item_to_the_dead_letter(
 
 #[tokio::test]
 async fn a_deployment_error_never_fills_the_dead_letter() {
-    let moto = Moto::start();
-    moto.create_table("rate-limits").await;
-    moto.create_bucket("dead-letters").await;
-    let cfg =
-        zae_aggregator::bindings::Config { dead_letter_bucket: Some("dead-letters".into()), ..config("rate-limits") };
+    let (moto, cfg) = dead_letter_setup().await;
     let event = common::bucket_event(2);
     let batch = Batch { event_json: &event, config: &cfg, now_ms: 1_767_229_200_000, invocation_id: "deploy" };
     let mut plan = plan_batch(&batch).await;
