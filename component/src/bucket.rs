@@ -250,6 +250,10 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
         }
         return Parsed::Skip("not a rate-limiter bucket item".into());
     };
+    if rest.starts_with("BUCKET#") && get_s_cow(new, "SK").is_none_or(|sk| sk.is_empty()) {
+        // Refill, doubling and propagation address the item by its SK.
+        return Parsed::Invalid("bucket item has no SK string".into());
+    }
     let (entity, resource, format, shard_id) = if let Some(b) = rest.strip_prefix("BUCKET#") {
         match split_bucket_pk(b) {
             Some((e, r, s, id)) => (sub(&pk_cow, e), sub(&pk_cow, r), Format::New { shard_str: s.to_string() }, id),

@@ -454,9 +454,23 @@ pub fn replan_snapshots(batch: &Batch, observed: &[ObservedItem]) -> Result<Plan
             }
         }
     }
+    // Records of an item whose stored watermark is malformed are invalid
+    // (they go to the dead letter), so no re-planned write may carry them:
+    // the other items they feed are re-planned without them.
+    let mut malformed = Excluded::new();
+    for (w, id) in fresh.iter().zip(&fresh_ids) {
+        if let Some(reason) = broken.get(&(id.pk.clone(), id.sk.clone())) {
+            for &i in &w.records {
+                malformed.entry(i).or_insert_with(|| format!("snapshot item watermark is malformed: {reason}"));
+            }
+        }
+    }
+    let mut without = excluded.clone();
+    without.extend(malformed.iter().map(|(i, r)| (*i, r.clone())));
+    let (_, kept) = crate::timed(&c, &without);
     let mut late = Excluded::new();
     let ids = snapshot::plan(
-        &timed,
+        &kept,
         &params,
         &|pk, sk| seen.get(&(pk.to_string(), sk.to_string())).cloned(),
         &mut out.writes,
@@ -492,10 +506,8 @@ pub fn replan_snapshots(batch: &Batch, observed: &[ObservedItem]) -> Result<Plan
                     .s("reason", reason);
             }
         }
-        for &i in &w.records {
-            invalid.insert(i, format!("snapshot item watermark is malformed: {reason}"));
-        }
     }
+    invalid.extend(malformed);
     finish(&c, &mut out, &excluded);
     for o in &mut out.outcomes {
         if let Some(r) = invalid.remove(&o.index) {
