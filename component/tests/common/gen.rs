@@ -239,6 +239,8 @@ struct Gen {
     /// Sequence numbers used so far.
     seqs: Vec<String>,
     next_seq: u128,
+    /// Whether a wide image was made already (one per case at most).
+    wide: bool,
 }
 
 impl Gen {
@@ -629,9 +631,12 @@ impl Gen {
     /// Extra attributes: usually none or a few, sometimes hundreds to
     /// thousands (wide images).
     fn noise(&mut self, u: &mut Unstructured, image: &mut Vec<(String, J)>) -> Result<()> {
-        let n = match u.int_in_range(0..=31u8)? {
-            0 => u.int_in_range(200..=3000)?,
-            1..=6 => u.int_in_range(1..=6)?,
+        let n = match u.int_in_range(0..=63u8)? {
+            0 if !self.wide => {
+                self.wide = true;
+                u.int_in_range(200..=3000)?
+            }
+            1..=12 => u.int_in_range(1..=6)?,
             _ => 0,
         };
         for i in 0..n {
