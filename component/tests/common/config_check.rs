@@ -1,0 +1,31 @@
+//! The invariants of `Config::from_env` (`docs/specification.md#configuration`).
+
+use zae_planner::config::Config;
+
+use super::gen::EnvVars;
+
+/// `Config::from_env` never panics and is deterministic; what it accepts
+/// validates and plans an empty batch.
+pub fn check_config(vars: &EnvVars) {
+    let pairs: Vec<(&str, &str)> = vars.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let a = Config::from_env(pairs.iter().copied());
+    assert_eq!(a, Config::from_env(pairs.iter().copied()), "from_env is not deterministic");
+    match a {
+        Ok(c) => {
+            assert!(c.validate().is_ok(), "from_env accepted {c:?}");
+            let batch = zae_planner::Batch { event_json: "{\"Records\":[]}", config: &c, now_ms: 0, invocation_id: "" };
+            zae_planner::plan(&batch).expect("an accepted configuration plans");
+        }
+        Err(e) => {
+            let known = [
+                "TABLE_NAME",
+                "SNAPSHOT_WINDOWS",
+                "SNAPSHOT_TTL_DAYS",
+                "ENABLE_ARCHIVAL",
+                "ARCHIVE_BUCKET_NAME",
+                "MAX_SHARD_COUNT",
+            ];
+            assert!(known.contains(&e.setting.as_str()), "error names {:?}, no variable", e.setting);
+        }
+    }
+}
