@@ -62,7 +62,6 @@ fn config_inputs_replay() {
 /// such an image keep the non-string SK (`structured_event` finds those).
 /// Input: `fuzz-regressions/event_text/bucket-without-string-sk.json`.
 #[test]
-#[ignore = "open bug: bucket record without a string SK gets writes with SK \"\" or a non-string SK (ZAE_CHECK_BUCKET_SK)"]
 fn bucket_without_string_sk_writes_empty_sk() {
     for (path, data) in inputs("event_text") {
         if path.file_name().is_some_and(|n| n == "bucket-without-string-sk.json") {
@@ -78,7 +77,6 @@ fn bucket_without_string_sk_writes_empty_sk() {
 /// re-planned write of another observed item (here the record's other
 /// window) still carries them: an invalid record is carried by a write.
 #[test]
-#[ignore = "open bug: re-plan reports a record invalid that one of its writes carries (ZAE_CHECK_REPLAN_OUTCOMES)"]
 fn replan_marks_carried_records_invalid() {
     let config = zae_planner::config::Config::default(); // hourly, daily
     let event = r##"{"Records":[{"eventName":"MODIFY","dynamodb":{"SequenceNumber":"4000000000000000000001","ApproximateCreationDateTime":1704067000,"NewImage":{"PK":{"S":"ns/BUCKET#u1#gpt-4#0"},"SK":{"S":"#STATE"},"entity_id":{"S":"u1"},"b_tpm_tc":{"N":"20000000"}},"OldImage":{"b_tpm_tc":{"N":"0"}}}}]}"##;

@@ -11,7 +11,6 @@
 # `cargo test -p zae-planner --test fuzz_regressions` replays it; the script
 # then exits non-zero. `dynamo_json` (the host's DynamoDB-JSON conversion)
 # builds with the `dynamo` feature, which compiles aws-sdk-dynamodb.
-# Checker switches (ZAE_CHECK_DYNAMODB_LIMITS=1, ...) pass through.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 secs="${1:-60}"

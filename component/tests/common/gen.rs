@@ -261,7 +261,8 @@ impl Gen {
             _ => Some("audit-archive".to_string()),
         };
         let max_shard_count = *u.choose(&[1, 2, 3, 8, 32, 1024])?;
-        Ok(Config { table_name, windows, snapshot_ttl_days, archive_bucket, max_shard_count })
+        let dead_letter_bucket = if u.arbitrary::<bool>()? { Some("dead-letters".to_string()) } else { None };
+        Ok(Config { table_name, windows, snapshot_ttl_days, archive_bucket, max_shard_count, dead_letter_bucket })
     }
 
     fn now_ms(&mut self, u: &mut Unstructured) -> Result<i64> {

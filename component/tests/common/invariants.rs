@@ -28,31 +28,14 @@ use zae_planner::plan::{
 
 use super::multi_json::MultiJson;
 
-/// The environment variable that switches on the DynamoDB limit assertions
-/// (`1` exactly). Off by default until the planner enforces the limits
-/// itself; see `docs/testing.md#fuzzing`.
-pub const LIMITS_SWITCH: &str = "ZAE_CHECK_DYNAMODB_LIMITS";
-
-/// The environment variable that switches on the re-plan outcome assertion
-/// (`1` exactly): no record a re-plan reports invalid is carried by one of its
-/// writes. Off by default while the known bug it catches is open
-/// (`replan_marks_carried_records_invalid` in `component/tests/fuzz_regressions.rs`).
-pub const REPLAN_OUTCOMES_SWITCH: &str = "ZAE_CHECK_REPLAN_OUTCOMES";
-
-/// The environment variable that switches on the key-space assertion for
-/// writes whose SK is empty or not a string (`1` exactly). Off by default
-/// while the known bug it catches is open: a current-format bucket record
-/// whose `NewImage.SK` is not a string is accepted; its refill and shard-bump
-/// writes get SK `""` and its propagation clones keep the non-string SK
-/// (`bucket_without_string_sk_writes_empty_sk` in `component/tests/fuzz_regressions.rs`).
-pub const BUCKET_SK_SWITCH: &str = "ZAE_CHECK_BUCKET_SK";
-
 /// Largest partition key value (bytes).
 pub const MAX_PK_BYTES: usize = 2048;
 /// Largest sort key value (bytes).
 pub const MAX_SK_BYTES: usize = 1024;
-/// Largest value of a GSI key attribute (bytes).
-pub const MAX_GSI_KEY_BYTES: usize = 1024;
+/// Largest value of a GSI partition key attribute (bytes).
+pub const MAX_GSI_PK_BYTES: usize = 2048;
+/// Largest value of a GSI sort key attribute (bytes).
+pub const MAX_GSI_SK_BYTES: usize = 1024;
 /// Largest UpdateExpression / ConditionExpression (bytes).
 pub const MAX_EXPRESSION_BYTES: usize = 4096;
 /// Most significant digits of a DynamoDB number.
@@ -75,22 +58,15 @@ pub struct Options {
 }
 
 impl Options {
-    /// Every check on, the open-bug ones included.
+    /// Every check on.
     pub fn all() -> Self {
         Options { limits: true, replan_outcomes: true, bucket_sk: true }
     }
 
-    /// `limits` from [`LIMITS_SWITCH`].
+    /// The checks every run makes: all of them (the planner enforces
+    /// DynamoDB's limits, and the two bugs the checker found are fixed).
     pub fn from_env() -> Self {
-        static READ: std::sync::OnceLock<Options> = std::sync::OnceLock::new();
-        *READ.get_or_init(|| {
-            let on = |name| std::env::var(name).is_ok_and(|v| v == "1");
-            Options {
-                limits: on(LIMITS_SWITCH),
-                replan_outcomes: on(REPLAN_OUTCOMES_SWITCH),
-                bucket_sk: on(BUCKET_SK_SWITCH),
-            }
-        })
+        Self::all()
     }
 }
 
@@ -156,6 +132,7 @@ fn check_error(batch: &Batch, e: &PlanError, event_usable: bool) {
     match e {
         PlanError::BadConfig(_) => assert!(batch.config.validate().is_err(), "bad-config for a valid config: {e}"),
         PlanError::UnknownWriteId(_) => panic!("plan() answered unknown-write-id"),
+        PlanError::UnknownRecordIndex(_) => panic!("plan() answered unknown-record-index"),
         PlanError::EventNotJson(_) | PlanError::EventNotObject | PlanError::RecordsNotList => {
             assert!(
                 !event_usable || batch.config.validate().is_err(),
@@ -185,6 +162,23 @@ fn check_common(batch: &Batch, plan: &Plan, records: &[RecordKeys], opts: Option
         assert_eq!(w.target, w.describe_target(), "write {} target", w.id);
         assert!(!w.records.is_empty(), "write {} carries no record", w.id);
         assert!(w.records.windows(2).all(|p| p[0] < p[1]), "write {} records not ascending and unique", w.id);
+        if w.purpose == Purpose::DeadLetter {
+            // The dead letter carries exactly the invalid records, and only them.
+            let invalid: Vec<u32> = plan
+                .outcomes
+                .iter()
+                .filter(|o| matches!(o.status, RecordStatus::Invalid(_)))
+                .map(|o| o.index)
+                .collect();
+            assert!(!replan, "a re-plan has no dead-letter write");
+            assert_eq!(
+                w.records, invalid,
+                "the dead-letter write {} carries other records than the invalid ones",
+                w.id
+            );
+            check_key_space(batch, w, records, opts);
+            continue;
+        }
         for &r in &w.records {
             let Some(o) = plan.outcomes.get(r as usize) else { panic!("write {} carries record {r} of {n}", w.id) };
             if replan && !opts.replan_outcomes && matches!(o.status, RecordStatus::Invalid(_)) {
@@ -316,6 +310,11 @@ fn check_key_space(batch: &Batch, w: &Write, records: &[RecordKeys], opts: Optio
             assert_eq!(Some(&o.bucket), batch.config.archive_bucket.as_ref(), "archive write {} bucket", w.id);
             assert!(o.key.starts_with("audit/year="), "archive write {} key {:?}", w.id, o.key);
         }
+        Purpose::DeadLetter => {
+            let Operation::PutObject(o) = &w.operation else { panic!("dead-letter write {} is not a PutObject", w.id) };
+            assert_eq!(Some(&o.bucket), batch.config.dead_letter_bucket.as_ref(), "dead-letter write {} bucket", w.id);
+            assert!(o.key.starts_with("dead-letter/year="), "dead-letter write {} key {:?}", w.id, o.key);
+        }
     }
 }
 
@@ -368,7 +367,8 @@ fn check_limits(w: &Write) {
     }
     for (name, a) in gsi {
         if let Some(v) = s_value(a) {
-            assert!(!v.is_empty() && v.len() <= MAX_GSI_KEY_BYTES, "write {}: {name} of {} bytes", w.id, v.len());
+            let max = if name.ends_with("PK") { MAX_GSI_PK_BYTES } else { MAX_GSI_SK_BYTES };
+            assert!(!v.is_empty() && v.len() <= max, "write {}: {name} of {} bytes", w.id, v.len());
         }
     }
     let values: &[Attribute] = match &w.operation {
