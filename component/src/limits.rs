@@ -75,11 +75,33 @@ pub fn number(v: i128) -> Result<(), String> {
     Ok(())
 }
 
-/// Check a DynamoDB `N` string: digits and magnitude. Text that is not a
-/// number at all is DynamoDB's to reject; only its limits are checked here.
+/// Whether `text` is in DynamoDB's number grammar: an optional `-`, digits
+/// with an optional fraction (at least one digit in all), and an optional
+/// exponent `e`/`E` with an optional sign and at least one digit. Nothing
+/// else (no spaces, `+`, `_`, byte-order marks or other digits).
+pub fn number_syntax(text: &str) -> bool {
+    let t = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let exp_ok = exp.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty()) && exp_ok
+}
+
+/// Check a DynamoDB `N` string: its syntax ([`number_syntax`]), digits and
+/// magnitude. A stream image can hold text DynamoDB would never accept back
+/// (a shard clone copies the image), so the syntax is checked too.
 pub fn number_text(text: &str) -> Result<(), String> {
-    let t = text.trim();
-    let t = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if !number_syntax(text) {
+        return Err(format!("{text:?} is not a DynamoDB number"));
+    }
+    let t = text.strip_prefix('-').unwrap_or(text);
     let (mantissa, exp) = match t.find(['e', 'E']) {
         Some(i) => (&t[..i], t[i + 1..].parse::<i64>().unwrap_or(0)),
         None => (t, 0),
@@ -563,5 +585,16 @@ mod tests {
         assert_eq!(size(r#"{"BOOL":true}"#), 1);
         assert_eq!(size(r#"{"M":{"ab":{"S":"x"}}}"#), 3 + 1 + 2 + 1);
         assert_eq!(size(r#"{"L":[{"S":"x"},{"NULL":true}]}"#), 3 + 2 + 2);
+    }
+
+    #[test]
+    fn number_syntax_is_dynamodbs() {
+        for ok in ["0", "-1", "1.5", ".5", "5.", "1e5", "1E-5", "-1.2e+3", "00012"] {
+            assert!(number_syntax(ok), "{ok}");
+        }
+        for bad in ["", "-", ".", "+1", " 1", "1 ", "1_000", "\u{feff}1", "1e", "1e+", "0x10", "inf", "NaN", "１"] {
+            assert!(!number_syntax(bad), "{bad:?}");
+            assert!(number_text(bad).is_err(), "{bad:?}");
+        }
     }
 }
