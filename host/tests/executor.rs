@@ -600,6 +600,19 @@ async fn dead_letter_lines(moto: &Moto, bucket: &str) -> Vec<Value> {
     lines
 }
 
+/// moto seeded for the golden vector, a `dead-letters` bucket, and the
+/// vector's batch configured to store dead letters there.
+async fn golden_with_dead_letter() -> (Moto, Vector, common::OwnedBatch) {
+    let moto = Moto::start();
+    let v = vector("golden-1-spec13");
+    moto.create_table(&v.config.table_name).await;
+    moto.create_bucket("dead-letters").await;
+    seed_buckets(&moto, &v.config.table_name, &v.event_json).await;
+    let mut owned = vector_batch(&v);
+    owned.config.dead_letter_bucket = Some("dead-letters".into());
+    (moto, v, owned)
+}
+
 /// moto with the `rate-limits` table and a `dead-letters` bucket, and a
 /// configuration that stores dead letters there.
 async fn dead_letter_setup() -> (Moto, zae_aggregator::bindings::Config) {
@@ -669,17 +682,11 @@ async fn a_write_refused_for_good_goes_to_the_dead_letter_and_its_records_are_ha
 
 #[tokio::test]
 async fn a_malformed_watermark_sends_the_records_of_its_item_to_the_dead_letter() {
-    let moto = Moto::start();
-    let v = vector("golden-1-spec13");
+    let (moto, v, owned) = golden_with_dead_letter().await;
     let table = &v.config.table_name;
-    moto.create_table(table).await;
-    moto.create_bucket("dead-letters").await;
-    seed_buckets(&moto, table, &v.event_json).await;
     let junk =
         json!({"PK": {"S": GOLDEN_ENTITY}, "SK": {"S": GOLDEN_HOURLY}, "tpm": {"N": "5"}, "wm#0": {"S": "junk"}});
     moto.put_item(table, &junk.to_string()).await;
-    let mut owned = vector_batch(&v);
-    owned.config.dead_letter_bucket = Some("dead-letters".into());
     let (_, report) =
         plan_and_execute(&moto, &owned.batch(), ExecutorOptions::default(), "watermark dead letter").await;
     assert!(report.failed_records.is_empty(), "{report:?}");
@@ -717,14 +724,7 @@ async fn a_deployment_error_never_fills_the_dead_letter() {
 
 #[tokio::test]
 async fn a_refill_refused_for_good_fails_no_record_and_is_not_dead_lettered() {
-    let moto = Moto::start();
-    let v = vector("golden-1-spec13");
-    let table = &v.config.table_name;
-    moto.create_table(table).await;
-    moto.create_bucket("dead-letters").await;
-    seed_buckets(&moto, table, &v.event_json).await;
-    let mut owned = vector_batch(&v);
-    owned.config.dead_letter_bucket = Some("dead-letters".into());
+    let (moto, _, owned) = golden_with_dead_letter().await;
     let mut plan = plan_batch(&owned.batch()).await;
     // A refill DynamoDB refuses however often it is sent: ADD of a string.
     let refill = plan.writes.iter_mut().find(|w| w.purpose == Purpose::Refill).expect("a refill");

@@ -363,6 +363,19 @@ impl Gen {
         Ok(Some(s(text)))
     }
 
+    /// A record's `SequenceNumber` and `ApproximateCreationDateTime`, each
+    /// possibly absent, as the first members of its `dynamodb` object.
+    fn stream_fields(&mut self, u: &mut Unstructured) -> Result<Vec<(String, J)>> {
+        let mut dynamodb: Vec<(String, J)> = Vec::new();
+        if let Some(seq) = self.seq(u)? {
+            dynamodb.push(("SequenceNumber".into(), seq));
+        }
+        if let Some(t) = self.creation_time(u)? {
+            dynamodb.push(("ApproximateCreationDateTime".into(), t));
+        }
+        Ok(dynamodb)
+    }
+
     fn creation_time(&mut self, u: &mut Unstructured) -> Result<Option<J>> {
         Ok(Some(J::Raw(match u.int_in_range(0..=9u8)? {
             0 | 1 => return Ok(None),
@@ -603,13 +616,7 @@ impl Gen {
         self.noise(u, &mut old)?;
         self.duplicate_some(u, &mut new)?;
         self.duplicate_some(u, &mut old)?;
-        let mut dynamodb: Vec<(String, J)> = Vec::new();
-        if let Some(seq) = self.seq(u)? {
-            dynamodb.push(("SequenceNumber".into(), seq));
-        }
-        if let Some(t) = self.creation_time(u)? {
-            dynamodb.push(("ApproximateCreationDateTime".into(), t));
-        }
+        let mut dynamodb = self.stream_fields(u)?;
         dynamodb.push(("Keys".into(), J::Obj(vec![("PK".into(), av_s(pk)), ("SK".into(), av_s(sk))])));
         dynamodb.push(("NewImage".into(), J::Obj(new)));
         if !old.is_empty() || u.ratio(1, 2)? {
@@ -736,13 +743,7 @@ impl Gen {
         }
         self.noise(u, &mut old)?;
         self.duplicate_some(u, &mut old)?;
-        let mut dynamodb: Vec<(String, J)> = Vec::new();
-        if let Some(seq) = self.seq(u)? {
-            dynamodb.push(("SequenceNumber".into(), seq));
-        }
-        if let Some(t) = self.creation_time(u)? {
-            dynamodb.push(("ApproximateCreationDateTime".into(), t));
-        }
+        let mut dynamodb = self.stream_fields(u)?;
         if u.ratio(7, 8)? {
             dynamodb.push(("Keys".into(), J::Obj(vec![("PK".into(), av_s(pk)), ("SK".into(), av_s(sk))])));
         }
