@@ -261,6 +261,9 @@ impl<'r> CloneTemplate<'r> {
             }
         };
         let keys = ["PK", "GSI2SK", "GSI3SK", "GSI4SK"].map(|k| set(k.into(), String::new()));
+        // The sort key as parsed (a string), never an image value of another
+        // shape: the new item must be addressable like shard 0.
+        set("SK".into(), Attribute::s("", &src.sk).value);
         set("shard_count".into(), Attribute::n("", new).value);
         for (name, cp) in source.map_or(&[][..], |c| &c.capacities) {
             let tk = if name == "wcu" { *cp } else { floor_div(*cp, new).unwrap_or(*cp) };
