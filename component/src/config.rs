@@ -18,6 +18,18 @@ pub const MAX_SHARD_COUNT_LIMIT: u32 = 1024;
 /// Largest accepted `SNAPSHOT_TTL_DAYS` (100 years).
 pub const MAX_TTL_DAYS: u32 = 36_500;
 
+/// Every variable [`Config::from_env`] reads, in the order the docs list
+/// them (docs/specification.md#configuration).
+pub const VARIABLES: &[&str] = &[
+    "TABLE_NAME",
+    "SNAPSHOT_WINDOWS",
+    "SNAPSHOT_TTL_DAYS",
+    "ENABLE_ARCHIVAL",
+    "ARCHIVE_BUCKET_NAME",
+    "MAX_SHARD_COUNT",
+    "DEAD_LETTER_BUCKET",
+];
+
 /// Validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {

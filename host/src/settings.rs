@@ -33,6 +33,8 @@ use crate::executor::ExecutorOptions;
 use crate::logging::LogLevel;
 
 /// The variables `config-from-env` reads; no other variable is passed to it.
+/// The host knows the planner only through the contract, so the list is
+/// written here; a unit test holds it equal to the planner's own.
 pub const PLANNER_VARS: &[&str] = &[
     "TABLE_NAME",
     "SNAPSHOT_WINDOWS",
@@ -215,6 +217,11 @@ fn parse_bounded(b: Bounded, value: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_planner_variables_are_the_planners_own() {
+        assert_eq!(PLANNER_VARS, zae_planner::config::VARIABLES);
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -17,14 +17,7 @@ pub fn check_config(vars: &EnvVars) {
             zae_planner::plan(&batch).expect("an accepted configuration plans");
         }
         Err(e) => {
-            let known = [
-                "TABLE_NAME",
-                "SNAPSHOT_WINDOWS",
-                "SNAPSHOT_TTL_DAYS",
-                "ENABLE_ARCHIVAL",
-                "ARCHIVE_BUCKET_NAME",
-                "MAX_SHARD_COUNT",
-            ];
+            let known = zae_planner::config::VARIABLES;
             assert!(known.contains(&e.setting.as_str()), "error names {:?}, no variable", e.setting);
         }
     }

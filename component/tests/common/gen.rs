@@ -790,14 +790,7 @@ pub struct EnvVars(pub Vec<(String, String)>);
 
 impl<'a> Arbitrary<'a> for EnvVars {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
-        const NAMES: &[&str] = &[
-            "TABLE_NAME",
-            "SNAPSHOT_WINDOWS",
-            "SNAPSHOT_TTL_DAYS",
-            "ENABLE_ARCHIVAL",
-            "ARCHIVE_BUCKET_NAME",
-            "MAX_SHARD_COUNT",
-        ];
+        const NAMES: &[&str] = zae_planner::config::VARIABLES;
         const VALUES: &[&str] = &[
             "",
             " ",
