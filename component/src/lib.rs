@@ -23,6 +23,7 @@ pub mod json;
 pub mod limits;
 pub mod plan;
 pub mod pyjson;
+pub mod quota;
 pub mod refill;
 pub mod shard;
 pub mod snapshot;
