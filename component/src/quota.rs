@@ -1196,3 +1196,406 @@ pub fn plan_repair(
     let grants: Vec<(String, i128)> = quota_names.iter().map(|n| (n.clone(), new_count)).collect();
     Ok(created.iter().map(|&shard| quota_count_freeze(&key.shard_pk(shard), SK_STATE, current, &grants)).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn n(v: i128) -> Value {
+        json!({ "N": v.to_string() })
+    }
+
+    const CAL: ResetRule = ResetRule::Calendar { prev_edge_ms: Some(1_000) };
+    const KEY: BucketKey = BucketKey { ns: "ns", entity: "e", resource: "r" };
+
+    #[test]
+    fn a_quota_is_a_zero_rate_with_a_reset() {
+        let q = |v: Value| is_quota_limit("q", &item(v));
+        assert_eq!(q(json!({"b_q_ra": n(0), "rsched": {"S": "1m0h0"}})), Ok(true), "item default");
+        assert_eq!(q(json!({"rsched": {"S": "1m0h0"}})), Ok(true), "absent ra reads as 0");
+        assert_eq!(q(json!({"b_q_ra": n(5), "rsched": {"S": "1m0h0"}})), Ok(false), "a dripping limit");
+        assert_eq!(q(json!({"b_q_ra": n(0)})), Ok(false), "a zero rate alone is corrupt, not a quota");
+        assert_eq!(
+            q(json!({"b_q_rsched": {"S": "-"}, "rsched": {"S": "1m0h0"}})),
+            Ok(false),
+            "#541 blocks the default"
+        );
+        assert_eq!(q(json!({"b_q_rsched": {"S": "-"}, "b_q_rsa": n(60)})), Ok(true), "rsa is asked before the marker");
+        assert_eq!(q(json!({"b_q_rsa": {"S": "?"}})), Ok(true), "rsa: presence, any type");
+        assert_eq!(q(json!({"b_q_rsched": {"S": ""}, "rsched": {"S": ""}})), Ok(false), "empty schedules");
+        assert_eq!(q(json!({"b_q_rsched": {"S": ""}, "rsched": {"S": "x"}})), Ok(true), "an empty own one inherits");
+        assert_eq!(q(json!({"b_q_ra": {"S": "5"}, "rsched": {"S": "x"}})), Ok(true), "a non-N rate reads as 0");
+        assert!(q(json!({"b_q_ra": {"N": "0.5"}})).is_err(), "upstream's int() raises");
+    }
+
+    #[test]
+    fn the_reset_source_resolves_like_upstream() {
+        let img = item(json!({"sched_tz": {"S": "Europe/Paris"}, "rsched": {"S": "D"}, "b_q_rsched": {"S": "-"},
+            "b_q_rsa": n(60), "b_r_rsched": {"S": "own"}, "b_s_rsched": {"S": ""}}));
+        let q = quota_reset_source("q", &img);
+        assert_eq!((q.compact, q.tz, q.rsa), (None, "Europe/Paris", Some("60")));
+        assert_eq!(q.rule(false, None), Ok(ResetRule::Session { reset_after_s: 60 }));
+        assert_eq!(q.rule(true, Some(5)), Ok(ResetRule::Calendar { prev_edge_ms: Some(5) }), "rsa beside a schedule");
+        assert_eq!(quota_reset_source("r", &img).compact, Some("own"));
+        assert_eq!(quota_reset_source("s", &img).compact, Some("D"), "an empty own one inherits");
+        assert_eq!(quota_reset_source("t", &item(json!({}))).tz, "UTC");
+        let bad = item(json!({"b_q_rsa": {"N": "1.5"}}));
+        assert!(quota_reset_source("q", &bad).rule(false, None).is_err());
+        assert!(quota_reset_source("q", &bad).rule(true, None).is_ok(), "not parsed beside a schedule");
+    }
+
+    #[test]
+    fn stored_count_is_at_least_one() {
+        assert_eq!(stored_count(&item(json!({}))), Ok(1));
+        assert_eq!(stored_count(&item(json!({"shard_count": n(0)}))), Ok(1));
+        assert_eq!(stored_count(&item(json!({"shard_count": n(-4)}))), Ok(1));
+        assert_eq!(stored_count(&item(json!({"shard_count": n(8)}))), Ok(8));
+        assert!(stored_count(&item(json!({"shard_count": {"NULL": true}}))).is_err(), "int(None)");
+        assert!(stored_count(&item(json!({"shard_count": {"N": "2.5"}}))).is_err(), "diverges: no truncation");
+    }
+
+    #[test]
+    fn a_sibling_without_gc_is_sized_by_r7() {
+        let sib = |v: Value| sibling_from_item(3, &item(v), "q", &CAL, 800, 0).unwrap().map(|s| s.grant_count);
+        assert_eq!(sib(json!({"b_q_tk": n(100), "shard_count": n(8)})), Some(8), "one share at 8");
+        assert_eq!(sib(json!({"b_q_tk": n(101), "shard_count": n(8)})), Some(4), "more than a share: granted at 4");
+        assert_eq!(sib(json!({"b_q_tk": n(800), "shard_count": n(8)})), Some(1));
+        assert_eq!(sib(json!({"b_q_tk": n(801), "shard_count": n(8)})), Some(1), "never below 1");
+        assert_eq!(sib(json!({"b_q_tk": n(900), "b_q_gc": n(2), "shard_count": n(8)})), Some(2), "gc as stored");
+        assert_eq!(sib(json!({"b_q_tk": n(1), "b_q_gc": n(0), "shard_count": n(8)})), Some(8), "corrupt gc");
+        assert_eq!(sib(json!({"b_q_tk": n(101), "b_q_gc": {"NULL": true}, "shard_count": n(8)})), Some(4), "NULL gc");
+        assert_eq!(sib(json!({"shard_count": n(8)})), None, "no tk");
+        assert_eq!(sib(json!({"b_q_tk": {"NULL": true}})), None, "NULL tk");
+        let s = sibling_from_item(3, &item(json!({"b_q_tk": n(5), "rf": n(999)})), "q", &CAL, 8, 0).unwrap();
+        assert_eq!(s, Some(QuotaSibling { shard_id: 3, tokens_milli: 5, grant_count: 1, current: false }));
+        let s = sibling_from_item(3, &item(json!({"b_q_tk": n(5), "rf": n(1000)})), "q", &CAL, 8, 0).unwrap();
+        assert!(s.unwrap().current, "rf at the edge is current");
+    }
+
+    #[test]
+    fn period_rules() {
+        let cal = |edge, rf| quota_period_is_current(&ResetRule::Calendar { prev_edge_ms: edge }, rf, None, None, 0);
+        assert!(cal(None, 0), "no edge: always current");
+        assert!(cal(Some(10), 10) && cal(Some(10), 11) && !cal(Some(10), 9));
+        let ses = |ws, wa, rf, now| quota_period_is_current(&ResetRule::Session { reset_after_s: 60 }, rf, ws, wa, now);
+        assert!(!ses(None, None, 0, 0), "no window");
+        assert!(ses(Some(0), Some(0), 0, 59_999) && !ses(Some(0), Some(0), 0, 60_000), "the window ends");
+        assert!(!ses(Some(10), Some(9), 100, 0), "rolled but not applied");
+        assert!(ses(Some(10), None, 10, 0) && !ses(Some(10), None, 9, 0), "wa defaults to rf");
+        let huge = ResetRule::Session { reset_after_s: i128::MAX };
+        assert!(quota_period_is_current(&huge, 0, Some(0), None, i64::MAX), "no overflow");
+        let neg = ResetRule::Session { reset_after_s: i128::MIN };
+        assert!(!quota_period_is_current(&neg, 0, Some(i128::MAX), None, i64::MIN));
+    }
+
+    fn sib(shard_id: i128, tokens_milli: i128, grant_count: i128, current: bool) -> QuotaSibling {
+        QuotaSibling { shard_id, tokens_milli, grant_count, current }
+    }
+
+    #[test]
+    fn a_grant_is_a_move_off_the_closest_covering_sibling() {
+        let fresh = QuotaGrant { donor_shard: None, tokens_milli: 25, donor_grant_count: None };
+        assert_eq!(plan_quota_grant(&[], 3, 4, 25), fresh);
+        // Shard 3 at count 4: sibling 1 at g=2 covers it (3 % 2 == 1), sibling 0 at g=1 covers everything.
+        let s = [sib(0, 100, 1, true), sib(1, 40, 2, true)];
+        assert_eq!(
+            plan_quota_grant(&s, 3, 4, 25),
+            QuotaGrant { donor_shard: Some(1), tokens_milli: 25, donor_grant_count: Some(2) }
+        );
+        assert_eq!(plan_quota_grant(&s, 2, 4, 25).donor_shard, Some(0), "2 % 2 = 0 is not 1's slot");
+        assert_eq!(plan_quota_grant(&s, 3, 4, 50).tokens_milli, 40, "at most what the donor holds");
+        let broke = [sib(1, -5, 2, true)];
+        assert_eq!(plan_quota_grant(&broke, 3, 4, 25).tokens_milli, 0, "never negative");
+        assert_eq!(plan_quota_grant(&[sib(1, 40, 2, false)], 3, 4, 25), fresh, "a stale grant covers nothing");
+        assert_eq!(plan_quota_grant(&[sib(3, 40, 1, true)], 3, 4, 25), fresh, "a shard never funds itself");
+        let tie = [sib(2, 1, 2, true), sib(0, 2, 2, true)];
+        assert_eq!(plan_quota_grant(&tie, 4, 8, 25).donor_shard, Some(0), "then the lowest id");
+        assert_eq!(plan_quota_grant(&[sib(1, 9, 0, true)], 3, 4, 25), fresh, "g = 0 covers nothing");
+        assert_eq!(plan_quota_grant(&[sib(-1, 9, -2, true)], 3, 4, 25).donor_shard, Some(-1), "Python's modulo");
+    }
+
+    #[test]
+    fn the_debit_guard_follows_the_rule() {
+        let donor = item(json!({"b_q_wa": n(77), "b_q_gc": n(2), "shard_count": n(4)}));
+        let d = donor_debit(1, 2, 25, "q", &donor, &CAL).unwrap();
+        assert_eq!((d.guard_rf_ms, d.guard_wa_ms, d.legacy_shard_count), (Some(1_000), None, None));
+        let d = donor_debit(1, 2, 25, "q", &donor, &ResetRule::Session { reset_after_s: 5 }).unwrap();
+        assert_eq!((d.guard_rf_ms, d.guard_wa_ms), (None, Some(77)));
+        let legacy = item(json!({"shard_count": n(4)}));
+        let d = donor_debit(1, 2, 25, "q", &legacy, &ResetRule::Calendar { prev_edge_ms: None }).unwrap();
+        assert_eq!((d.guard_rf_ms, d.guard_wa_ms, d.legacy_shard_count), (None, None, Some(4)));
+        let null_gc = item(json!({"b_q_gc": {"NULL": true}}));
+        assert_eq!(donor_debit(1, 2, 25, "q", &null_gc, &CAL).unwrap().legacy_shard_count, None, "`in`, not `is None`");
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn several_quotas_on_one_donor_share_its_update() {
+        let d = |shard, limit: &str, rf: Option<i64>, wa: Option<i128>, legacy| QuotaDonorDebit {
+            shard_id: shard,
+            limit_name: limit.into(),
+            tokens_milli: 25,
+            grant_count: 2,
+            guard_rf_ms: rf,
+            guard_wa_ms: wa,
+            legacy_shard_count: legacy,
+        };
+        let items = donor_update_items(
+            &KEY,
+            &[d(1, "a", Some(9), None, None), d(0, "c", Some(9), None, None), d(1, "b", Some(9), Some(7), Some(4))],
+        );
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].pk, "ns/BUCKET#e#r#0", "donors in shard order");
+        let u = &items[1];
+        assert_eq!(u.update_expression.as_deref(), Some("ADD #qt0 :qn0, #qt1 :qn1"));
+        assert_eq!(
+            u.condition_expression,
+            "attribute_exists(PK) AND #qt0 >= :qx0 AND (#qg0 = :qg0 OR (attribute_not_exists(#qg0) AND #qsc = :qg0)) \
+             AND #qrf >= :qe0 AND #qt1 >= :qx1 AND (#qg1 = :qg1 OR (attribute_not_exists(#qg1) AND #qsc = :ql1)) \
+             AND #qrf >= :qe1 AND #qw1 = :qw1"
+        );
+        assert_eq!(
+            u.names,
+            pairs(&[
+                ("#qsc", "shard_count"),
+                ("#qt0", "b_a_tk"),
+                ("#qg0", "b_a_gc"),
+                ("#qrf", "rf"),
+                ("#qt1", "b_b_tk"),
+                ("#qg1", "b_b_gc"),
+                ("#qw1", "b_b_wa")
+            ]),
+            "#qrf once, where first used"
+        );
+        let vals: Vec<&str> = u.values.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(vals, [":qx0", ":qn0", ":qg0", ":qe0", ":qx1", ":qn1", ":qg1", ":ql1", ":qe1", ":qw1"]);
+        assert_eq!(u.values[1].1, r#"{"N":"-25"}"#);
+        assert_eq!(NegDisplay(i128::MIN).to_string(), "170141183460469231730687303715884105728");
+    }
+
+    #[test]
+    fn the_count_freeze_keeps_a_grant_already_frozen() {
+        let f = quota_count_freeze("pk", SK_STATE, 8, &[("q".into(), 2), ("lq".into(), 4)]);
+        assert_eq!(
+            f.update_expression.as_deref(),
+            Some("SET #qsc = :qnew, #qf0 = if_not_exists(#qf0, :qo0), #qf1 = if_not_exists(#qf1, :qo1)")
+        );
+        assert_eq!(f.condition_expression, "#qsc < :qnew");
+        assert_eq!(f.names, pairs(&[("#qsc", "shard_count"), ("#qf0", "b_q_gc"), ("#qf1", "b_lq_gc")]));
+        assert_eq!(f.values, pairs(&[(":qnew", r#"{"N":"8"}"#), (":qo0", r#"{"N":"2"}"#), (":qo1", r#"{"N":"4"}"#)]));
+    }
+
+    #[test]
+    fn the_owner_check_pins_the_image_stamp() {
+        let c = clone_owner_check(&KEY, &item(json!({}))).unwrap();
+        assert_eq!((c.pk.as_str(), c.sk.as_str()), ("ns/ENTITY#e", "#META"));
+        assert_eq!(c.condition_expression, "attribute_not_exists(#opg) AND attribute_not_exists(#opi)");
+        assert!(c.values.is_empty() && c.update_expression.is_none());
+        let c = clone_owner_check(&KEY, &item(json!({"pgen": n(0), "pinc": {"S": "-"}}))).unwrap();
+        assert_eq!(
+            c.condition_expression,
+            "attribute_exists(PK) AND (attribute_not_exists(#opg) OR #opg = :opg) AND (#opi = :opi OR \
+             (attribute_not_exists(#opi) AND (#oca = :opi OR attribute_not_exists(#oca))))"
+        );
+        assert_eq!(c.values, pairs(&[(":opg", r#"{"N":"0"}"#), (":opi", r#"{"S":"-"}"#)]));
+        let c = owner_meta_condition(Some(false), Some(3), Some("x"));
+        assert_eq!((c.expression.as_str(), c.names.len()), ("attribute_not_exists(PK)", 0));
+        assert!(clone_owner_check(&KEY, &item(json!({"pgen": {"N": "1.5"}}))).is_err());
+        assert_eq!(decode_stamp(None), Ok(None));
+        assert_eq!(decode_stamp(Some(Av::Other)), Ok(Some(STAMP_EXPIRED)));
+        assert_eq!(decode_stamp(Some(Av::N("42"))), Ok(Some(42)));
+    }
+
+    #[test]
+    fn stream_images_read_like_json_maps() {
+        let ev = r#"{"Records":[{"dynamodb":{"NewImage":{"b_q_cp":{"N":"5"},"b_q_ra":{"N":"0"},
+            "rsched":{"S":"1m0h0"},"n":{"NULL":true},"b":{"BOOL":true},"b_w_cp":{"S":"x"}}}}]}"#;
+        let got = crate::event::map_records(ev, |rec| {
+            let img = rec.new_image.unwrap();
+            let img: &dyn Item = &img;
+            (
+                img.av("n") == Some(Av::Null),
+                img.av("b").map(|a| a == Av::Other),
+                is_quota_limit("q", img),
+                extract_limit_attrs(img).map(|l| l.iter().map(|l| (l.name.clone(), l.cp_milli)).collect::<Vec<_>>()),
+            )
+        })
+        .unwrap();
+        assert_eq!(got[0], (true, Some(true), Ok(true), Ok(vec![("q".to_string(), 5), ("w".to_string(), 0)])));
+    }
+
+    /// Shard 0's image and the old shards of a 1 -> 4 doubling of quota `q`
+    /// (capacity 100, so a share of 25), every grant current.
+    fn one_to_four(donor_tk: i128) -> (Map<String, Value>, BTreeMap<i128, Map<String, Value>>, Vec<ImageLimit>) {
+        let image = item(json!({"PK": {"S": "ns/BUCKET#e#r#0"}, "rf": n(5_000), "b_q_tk": n(donor_tk),
+            "b_q_cp": n(100), "b_q_ra": n(0), "b_q_tu": n(9), "b_q_wtc": n(3), "rsched": {"S": "1m0h0"},
+            "b_wcu_cp": n(1_000), "b_r_cp": n(60), "b_r_ra": n(60)}));
+        let mut old = image.clone();
+        old.insert("b_q_gc".into(), n(1));
+        let limits = vec![
+            ImageLimit { name: "q".into(), cp_milli: 100, effective_cp_milli: 100, quota: Some(CAL) },
+            ImageLimit { name: "wcu".into(), cp_milli: 1_000, effective_cp_milli: 500, quota: None },
+            ImageLimit { name: "r".into(), cp_milli: 60, effective_cp_milli: 30, quota: None },
+        ];
+        (image, BTreeMap::from([(0, old)]), limits)
+    }
+
+    fn input<'a>(
+        image: &'a Map<String, Value>,
+        limits: &'a [ImageLimit],
+        old: Option<&'a BTreeMap<i128, Map<String, Value>>>,
+        capacity: &'a dyn Fn(&LegacyLimit) -> i128,
+    ) -> PropagationInput<'a> {
+        PropagationInput {
+            key: KEY,
+            image,
+            limits,
+            schedule_error: None,
+            old_count: 1,
+            new_count: 4,
+            max_shard_count: MAX_SHARD_COUNT,
+            old_items: old,
+            now_ms: 10_000,
+            legacy_capacity: capacity,
+        }
+    }
+
+    fn created(plan: &PropagationPlan) -> Vec<&PlannedClone> {
+        plan.clones
+            .iter()
+            .filter_map(|c| match c {
+                CloneDecision::Create(p) => Some(p),
+                CloneDecision::Skip { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn clones_move_shares_off_the_donor_in_turn() {
+        let (image, old, limits) = one_to_four(60);
+        let cap = |l: &LegacyLimit| l.limit.cp_milli;
+        let plan = plan_propagation(&input(&image, &limits, Some(&old), &cap)).unwrap();
+        assert!(plan.existing.is_empty());
+        assert_eq!(plan.quota_names, ["q"]);
+        let clones = created(&plan);
+        assert_eq!(clones.len(), 3);
+        // 60 on the donor: 25, 25, then the 10 left. Each later debit is
+        // conditioned on the balance the earlier ones leave.
+        let moved: Vec<(i128, i128)> = clones.iter().map(|c| (c.shard, c.debits[0].tokens_milli)).collect();
+        assert_eq!(moved, [(1, 25), (2, 25), (3, 10)]);
+        assert_eq!(clones[2].donor_updates[0].values[0], (":qx0".to_string(), r#"{"N":"10"}"#.to_string()));
+        assert_eq!(
+            clones[0].edits,
+            [
+                ItemEdit::Set("b_q_gc".into(), 4),
+                ItemEdit::Remove("b_q_tu".into()),
+                ItemEdit::Set("b_wcu_tk".into(), 1_000),
+                ItemEdit::Set("b_wcu_tc".into(), 0),
+                ItemEdit::Set("b_r_tk".into(), 7),
+                ItemEdit::Set("b_r_tc".into(), 0),
+                ItemEdit::Set("b_q_tk".into(), 25),
+                ItemEdit::Set("b_q_tc".into(), 0),
+                ItemEdit::Set("b_q_wtc".into(), 0),
+            ],
+            "wcu undivided at its stored cp, other limits a share of the effective cp, quotas last"
+        );
+        assert_eq!(plan.siblings[0].1[0].tokens_milli, 60, "siblings as read");
+        assert!(plan.owner_check.is_some());
+        // Nothing left: the last clone starts empty and moves nothing.
+        let (image, old, limits) = one_to_four(50);
+        let plan = plan_propagation(&input(&image, &limits, Some(&old), &cap)).unwrap();
+        let clones = created(&plan);
+        assert!(clones[2].debits.is_empty() && clones[2].donor_updates.is_empty());
+        assert!(clones[2].edits.contains(&ItemEdit::Set("b_q_tk".into(), 0)));
+    }
+
+    #[test]
+    fn clones_are_skipped_whole() {
+        let cap = |l: &LegacyLimit| l.limit.cp_milli;
+        let (image, mut old, limits) = one_to_four(60);
+        let plan = plan_propagation(&input(&image, &limits, None, &cap)).unwrap();
+        assert!(plan
+            .clones
+            .iter()
+            .all(|c| matches!(c, CloneDecision::Skip { reason: SkipReason::SiblingReadFailed, .. })));
+        assert_eq!(plan.clones.len(), 3);
+        let mut i = input(&image, &limits, Some(&old), &cap);
+        i.schedule_error = Some("bad");
+        let plan = plan_propagation(&i).unwrap();
+        assert!(
+            matches!(&plan.clones[0], CloneDecision::Skip { reason: SkipReason::ScheduleError(e), .. } if e == "bad")
+        );
+        assert!(!needs_sibling_read(&limits, Some("bad")) && needs_sibling_read(&limits, None));
+        // R13: shard 0's own grant is stale (rf before the edge).
+        let mut stale = image.clone();
+        stale.insert("rf".into(), n(999));
+        let plan = plan_propagation(&input(&stale, &limits, Some(&old), &cap)).unwrap();
+        assert!(
+            matches!(&plan.clones[0], CloneDecision::Skip { reason: SkipReason::StaleMove { limit }, .. } if limit == "q")
+        );
+        // Overtaken: shard 0 already stores 8.
+        old.get_mut(&0).unwrap().insert("shard_count".into(), n(8));
+        let plan = plan_propagation(&input(&image, &limits, Some(&old), &cap)).unwrap();
+        assert!(plan
+            .clones
+            .iter()
+            .all(|c| matches!(c, CloneDecision::Skip { reason: SkipReason::Overtaken { stored_count: 8 }, .. })));
+        assert!(plan.owner_check.is_none());
+        // The cap: shards at or past it are never planned.
+        let mut i = input(&image, &limits, Some(&old), &cap);
+        i.max_shard_count = 2;
+        assert_eq!(plan_propagation(&i).unwrap().clones.len(), 1);
+        i.new_count = 0;
+        assert!(plan_propagation(&i).is_err());
+    }
+
+    #[test]
+    fn path_one_freezes_every_quota_an_old_shard_carries() {
+        let (image, mut old, limits) = one_to_four(60);
+        let mut s1 = old[&0].clone();
+        s1.remove("b_q_gc");
+        s1.insert("shard_count".into(), n(2));
+        s1.insert("b_q_tk".into(), n(50));
+        // A legacy quota shard 0's image does not carry, under a schedule
+        // halving its capacity: 40 tokens is more than 100/2 // 2 = 25, so granted at 1.
+        for (k, v) in [("b_l_cp", n(100)), ("b_l_tk", n(40)), ("b_l_ra", n(0)), ("b_l_sched", json!({"S": "half"}))] {
+            s1.insert(k.into(), v);
+        }
+        old.insert(1, s1);
+        let cap = |l: &LegacyLimit| if l.compact == Some("half") { l.limit.cp_milli / 2 } else { l.limit.cp_milli };
+        let mut i = input(&image, &limits, Some(&old), &cap);
+        i.old_count = 2;
+        let plan = plan_propagation(&i).unwrap();
+        assert_eq!(plan.existing, [ExistingShard { shard: 1, freeze: vec![("q".into(), 2), ("l".into(), 1)] }]);
+        assert_eq!(plan.seen_count, 2);
+        // Shard 2 is covered by shard 0 (g = 1), shard 3 by shard 1 (g = 2 is closer).
+        let donors: Vec<i128> = created(&plan).iter().map(|c| c.debits[0].shard_id).collect();
+        assert_eq!(donors, [0, 1]);
+        assert_eq!(created(&plan)[1].debits[0].legacy_shard_count, Some(2));
+    }
+
+    #[test]
+    fn the_repair_raises_overtaken_clones() {
+        let names = vec!["q".to_string(), "p".to_string()];
+        let later = item(json!({"shard_count": n(8)}));
+        assert!(plan_repair(&KEY, 4, 4, None, &[2, 3], &names).unwrap().is_empty(), "no item reads as 1");
+        assert!(plan_repair(&KEY, 4, 4, Some(&later), &[], &names).unwrap().is_empty());
+        assert!(plan_repair(&KEY, 4, 4, Some(&later), &[2], &[]).unwrap().is_empty());
+        let got = plan_repair(&KEY, 4, 4, Some(&later), &[2, 3], &names).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1], quota_count_freeze("ns/BUCKET#e#r#3", SK_STATE, 8, &[("q".into(), 4), ("p".into(), 4)]));
+        let same = item(json!({"shard_count": n(4)}));
+        assert!(plan_repair(&KEY, 4, 4, Some(&same), &[2], &names).unwrap().is_empty());
+    }
+}
