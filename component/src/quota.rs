@@ -1437,7 +1437,9 @@ mod tests {
 
     /// Shard 0's image and the old shards of a 1 -> 4 doubling of quota `q`
     /// (capacity 100, so a share of 25), every grant current.
-    fn one_to_four(donor_tk: i128) -> (Map<String, Value>, BTreeMap<i128, Map<String, Value>>, Vec<ImageLimit>) {
+    type Items = BTreeMap<i128, Map<String, Value>>;
+
+    fn one_to_four(donor_tk: i128) -> (Map<String, Value>, Items, Vec<ImageLimit>) {
         let image = item(json!({"PK": {"S": "ns/BUCKET#e#r#0"}, "rf": n(5_000), "b_q_tk": n(donor_tk),
             "b_q_cp": n(100), "b_q_ra": n(0), "b_q_tu": n(9), "b_q_wtc": n(3), "rsched": {"S": "1m0h0"},
             "b_wcu_cp": n(1_000), "b_r_cp": n(60), "b_r_ra": n(60)}));
