@@ -840,6 +840,53 @@ pub fn legacy_quota_sizes(
     Ok(sizes)
 }
 
+/// The highest `shard_count` stored by the old shards when it is above
+/// `new_count`: the record was overtaken by a later doubling, and no quota
+/// clone may be pre-created from it (each would be sized at the older
+/// count). `None` otherwise.
+pub fn overtaken_by<'i>(
+    old_items: impl IntoIterator<Item = &'i Map<String, Value>>,
+    new_count: i128,
+) -> Result<Option<i128>, QuotaError> {
+    let mut max: Option<i128> = None;
+    for item in old_items {
+        let c = stored_count(item)?;
+        max = Some(max.map_or(c, |m| m.max(c)));
+    }
+    Ok(max.filter(|m| *m > new_count))
+}
+
+/// Where the parameter schedule of a limit of shard 0's image comes from,
+/// for the caller to compute [`ImageLimit::effective_cp_milli`]
+/// (the head of upstream's `propagate_shard_count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamScheduleSource<'i> {
+    /// The item's `sched`, decoded for every limit: if it does not decode,
+    /// no clone is pre-created (even for a limit that declares none).
+    pub item: Option<&'i str>,
+    /// The limit's own `b_{name}_sched`, unless it is [`BUCKET_SCHED_NONE`].
+    pub own: Option<&'i str>,
+    /// `b_{name}_sched` is [`BUCKET_SCHED_NONE`]: the limit takes no
+    /// schedule, neither its own nor the item's.
+    pub declares_none: bool,
+    /// `sched_tz`, `UTC` when absent.
+    pub tz: &'i str,
+}
+
+/// Read [`ParamScheduleSource`] off an image. The schedule in force is none
+/// when `declares_none`, else `own` decoded when that is not empty, else
+/// `item` decoded; a decode error of `item` or `own` is a schedule error.
+pub fn param_schedule_source<'i>(name: &str, image: &'i dyn Item) -> ParamScheduleSource<'i> {
+    let own = wire_s(image, &bucket_attr(name, FIELD_SCHED));
+    let declares_none = own == Some(BUCKET_SCHED_NONE);
+    ParamScheduleSource {
+        item: wire_s(image, FIELD_SCHED),
+        own: if declares_none { None } else { own },
+        declares_none,
+        tz: wire_s(image, FIELD_SCHED_TZ).unwrap_or("UTC"),
+    }
+}
+
 // --- the whole decision of one propagation ----------------------------------
 
 /// One limit of shard 0's `NewImage` as the caller resolved it, in the
@@ -1093,16 +1140,13 @@ pub fn plan_propagation(input: &PropagationInput) -> Result<PropagationPlan, Quo
         skip_all(&mut plan, SkipReason::SiblingReadFailed);
         return Ok(plan);
     }
-    let mut stored = Vec::with_capacity(old.len());
-    for &(_, item) in &old {
-        stored.push(stored_count(item)?);
-    }
-    if let Some(&max) = stored.iter().max() {
+    if let Some(max) = overtaken_by(old.iter().map(|(_, item)| *item), i128::MIN)? {
         plan.seen_count = max;
-        if !quotas.is_empty() && max > new_count {
-            skip_all(&mut plan, SkipReason::Overtaken { stored_count: max });
-            return Ok(plan);
-        }
+    }
+    if !quotas.is_empty() && plan.seen_count > new_count {
+        let stored_count = plan.seen_count;
+        skip_all(&mut plan, SkipReason::Overtaken { stored_count });
+        return Ok(plan);
     }
 
     // R13: a quota whose grant on the image is not current.
@@ -1585,6 +1629,19 @@ mod tests {
         let donors: Vec<i128> = created(&plan).iter().map(|c| c.debits[0].shard_id).collect();
         assert_eq!(donors, [0, 1]);
         assert_eq!(created(&plan)[1].debits[0].legacy_shard_count, Some(2));
+    }
+
+    #[test]
+    fn overtaken_and_schedule_sources() {
+        let items = [item(json!({"shard_count": n(4)})), item(json!({})), item(json!({"shard_count": n(16)}))];
+        assert_eq!(overtaken_by(&items, 8), Ok(Some(16)));
+        assert_eq!(overtaken_by(&items, 16), Ok(None));
+        assert_eq!(overtaken_by(&items[..0], 1), Ok(None));
+        let img = item(json!({"sched": {"S": "I"}, "b_a_sched": {"S": "-"}, "b_b_sched": {"S": "B"}}));
+        let a = param_schedule_source("a", &img);
+        assert_eq!((a.item, a.own, a.declares_none, a.tz), (Some("I"), None, true, "UTC"));
+        let b = param_schedule_source("b", &img);
+        assert_eq!((b.own, b.declares_none), (Some("B"), false));
     }
 
     #[test]
