@@ -25,6 +25,7 @@ pub mod plan;
 pub mod pyjson;
 pub mod quota;
 pub mod refill;
+pub mod schedule;
 pub mod shard;
 pub mod snapshot;
 #[cfg(not(target_arch = "wasm32"))]
