@@ -24,6 +24,7 @@ pub mod limits;
 pub mod plan;
 pub mod pyjson;
 pub mod refill;
+pub mod schedule;
 pub mod shard;
 pub mod snapshot;
 #[cfg(not(target_arch = "wasm32"))]
