@@ -387,3 +387,94 @@ pub fn next_reset_edge(reset: &Schedule, now_ms: i64) -> Result<Option<i64>, Eva
     }
     Ok(best)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2024-06-01T12:00:00Z, a Saturday.
+    const NOON: i64 = 1_717_243_200_000;
+    const MIDNIGHT: i64 = 1_717_200_000_000;
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn decode_shapes() {
+        assert!(decode("", "Not/AZone").unwrap().is_empty());
+        assert!(decode(BUCKET_SCHED_NONE, "UTC").is_err());
+        assert!(decode("1", "UTC").is_err());
+        assert!(decode("m5s1000", "UTC").is_err());
+        assert!(decode("0m5s1000", "UTC").is_err());
+        assert!(decode("2m5s1000", "UTC").is_err());
+        assert!(decode("01m5s1000", "UTC").is_ok());
+        let s = decode("1h9-17w1-5s500;h0-6c2000", "Europe/Paris").unwrap();
+        assert_eq!(s.tz_name(), "Europe/Paris");
+        assert_eq!(s.entries().len(), 2);
+        assert_eq!(s.entries()[0].modifier, Modifier::Scale { per_mille: 500 });
+        assert_eq!(
+            s.entries()[1].modifier,
+            Modifier::Absolute { capacity: Some(2000), refill_amount: None, refill_period_seconds: None }
+        );
+        // Exactly one of scale / absolutes; reset entries carry neither.
+        assert!(decode("1m5", "UTC").is_err());
+        assert!(decode("1s5c5", "UTC").is_err());
+        assert!(decode("1s1s1", "UTC").is_err());
+        assert!(decode_reset("1m0h0s1", "UTC").is_err());
+        assert_eq!(decode_reset("1;", "UTC").unwrap().entries().len(), 2);
+        // Multi-byte characters where a tag is expected.
+        assert!(decode("1\u{e9}", "UTC").is_err());
+        assert!(decode("1m0\u{e9}s5", "UTC").is_err());
+    }
+
+    #[test]
+    fn entry_arithmetic() {
+        let half = Modifier::Scale { per_mille: 500 };
+        assert_eq!(entry_params(1_000_000, 1_000, 60_000, &half), Ok((500_000, 500, 60_000)));
+        // Truncated, floored at one milli-token; a zero rate stays zero.
+        let tiny = Modifier::Scale { per_mille: 1 };
+        assert_eq!(entry_params(999, 999, 1, &tiny), Ok((1, 1, 1)));
+        assert_eq!(entry_params(10_000, 0, 1, &tiny), Ok((10, 0, 1)));
+        let abs = Modifier::Absolute { capacity: None, refill_amount: Some(7), refill_period_seconds: Some(60) };
+        assert_eq!(entry_params(5, 5, 5, &abs), Ok((5, 7_000, 60_000)));
+        assert_eq!(entry_params(5, 5, 5, &Modifier::Reset), Ok((5, 5, 5)));
+        let huge = Modifier::Scale { per_mille: 1_000_000_000 };
+        assert_eq!(entry_params(i128::MAX, 1, 1, &huge), Err(EvalError::Overflow));
+        assert_eq!(entry_params(i128::MIN, 1, 1, &huge), Err(EvalError::Overflow));
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let s = decode("1h12s500;s2000", "UTC").unwrap();
+        assert_eq!(effective_params(1000, 1000, 1, &s, NOON), Ok((500, 500, 1)));
+        assert_eq!(effective_params(1000, 1000, 1, &s, NOON + HOUR), Ok((2000, 2000, 1)));
+        assert_eq!(effective_params(1000, 1000, 1, &Schedule::empty(), i64::MAX), Ok((1000, 1000, 1)));
+        assert_eq!(effective_params(1000, 1000, 1, &s, i64::MAX), Err(EvalError::OutOfRange));
+    }
+
+    #[test]
+    fn boundaries_and_edges() {
+        let empty = Schedule::empty();
+        assert_eq!(next_boundary(&empty, &empty, NOON), Ok(None));
+        // Business hours end at 13:00 for an hour-granular window 9-12.
+        let s = decode("1h9-12s500", "UTC").unwrap();
+        assert_eq!(next_boundary(&s, &empty, NOON), Ok(Some(NOON + HOUR)));
+        let daily = decode_reset("1m0h0", "UTC").unwrap();
+        assert_eq!(prev_reset_edge(&daily, NOON), Ok(Some(MIDNIGHT)));
+        assert_eq!(prev_reset_edge(&daily, MIDNIGHT), Ok(Some(MIDNIGHT)));
+        assert_eq!(next_reset_edge(&daily, NOON), Ok(Some(MIDNIGHT + 24 * HOUR)));
+        assert_eq!(next_reset_edge(&daily, MIDNIGHT), Ok(Some(MIDNIGHT + 24 * HOUR)));
+        assert_eq!(next_boundary(&s, &daily, NOON - 4 * HOUR), Ok(Some(NOON - 3 * HOUR)));
+        // No leap day within reach: no edge, and the boundary is the horizon.
+        let leap = decode_reset("1m0h0D29M2", "UTC").unwrap();
+        assert_eq!(next_reset_edge(&leap, NOON), Ok(None));
+        assert_eq!(next_boundary(&empty, &leap, NOON), Ok(Some(NOON + 366 * 24 * HOUR)));
+    }
+
+    #[test]
+    fn chatham_gap_terminates() {
+        // 2027-09-26 in Pacific/Chatham: 02:45 +1245 jumps to 03:45 +1345.
+        // From 04:18 local, the last `* 2 * * *` window opened at 02:00
+        // +1245 (13:15Z the day before); the reference loops forever here.
+        let reset = decode_reset("1h2", "Pacific/Chatham").unwrap();
+        assert_eq!(prev_reset_edge(&reset, 1_821_887_580_000), Ok(Some(1_821_878_100_000)));
+    }
+}

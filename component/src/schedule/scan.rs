@@ -245,7 +245,21 @@ fn latest_where(
         let block = if want { unreachable_block(c, tz, probe)? } else { None };
         hi = match block {
             None => probe,
-            Some(b) => hi.min(floor_minute(unit_start(tz, probe, b)?)),
+            Some(b) => {
+                let start = floor_minute(unit_start(tz, probe, b)?);
+                // The one divergence from the reference. A block whose local
+                // start lies in a spring-forward gap that does not begin on the
+                // hour (Pacific/Chatham's 02:45 -> 03:45) maps, with fold 0,
+                // to an instant *after* the probe; the reference then keeps
+                // `hi`, computes the same probe again and never returns.
+                // Moving `hi` to the probe keeps the invariant and makes
+                // progress.
+                if start < hi {
+                    start
+                } else {
+                    probe
+                }
+            }
         };
         probe = prev_probe(tz, hi, unit)?;
     }
