@@ -153,6 +153,7 @@ fn breakdown(c: &mut Criterion) {
         archive_bucket: Some("zae-limiter-audit-archive".into()),
         max_shard_count: 32,
         dead_letter_bucket: None,
+        limiter: Some(zae_planner::config::Limiter::V013),
     };
     let now_ms = large.now_ms;
     let cases = [(100, small.event_json.as_str()), (1_000, large.event_json.as_str()), (10_000, huge.as_str())];
@@ -182,7 +183,13 @@ fn breakdown(c: &mut Criterion) {
             .filter(|(_, k)| !k.is_empty())
             .map(|(b, k)| snapshot::Timed { rec: b, keys: k })
             .collect();
-        let params = snapshot::Params { table: &config.table_name, windows: &config.windows, now_ms, ttl_days: 90 };
+        let params = snapshot::Params {
+            table: &config.table_name,
+            windows: &config.windows,
+            now_ms,
+            ttl_days: 90,
+            overdraws: false,
+        };
         let states = bucket::aggregate(&buckets);
         let events = archive::audit_events(event_json, now_ms, &mut Vec::new()).expect("event");
         let refs: Vec<&archive::AuditEvent> = events.iter().collect();
@@ -233,7 +240,7 @@ fn breakdown(c: &mut Criterion) {
         group.bench_function("shard", |b| {
             b.iter(|| {
                 let (mut writes, mut logs, mut counters) = (Vec::new(), Vec::new(), Counters::default());
-                shard::plan_bumps(&states, &config.table_name, 32, &mut writes, &mut logs, &mut counters);
+                shard::plan_bumps(&states, &config.table_name, 32, None, &mut writes, &mut logs, &mut counters);
                 shard::plan_propagation(&buckets, &config.table_name, 32, &mut writes, &mut logs, &mut counters);
                 writes
             })
@@ -267,6 +274,7 @@ fn wide(c: &mut Criterion) {
         archive_bucket: None,
         max_shard_count,
         dead_letter_bucket: None,
+        limiter: Some(zae_planner::config::Limiter::V013),
     };
     let now_ms = 1_704_067_260_000;
     let mut group = c.benchmark_group("wide");

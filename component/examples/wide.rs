@@ -21,6 +21,7 @@ fn main() {
         archive_bucket: None,
         dead_letter_bucket: None,
         max_shard_count: shards.max(1) as u32,
+        limiter: Some(zae_planner::config::Limiter::V013),
     };
     let batch = Batch { event_json: &event_json, config: &config, now_ms: 1_704_067_260_000, invocation_id: "bench" };
     let mut times = Vec::new();

@@ -27,6 +27,52 @@ pub enum Format {
     Old,
 }
 
+/// The attributes zae-limiter 0.14 to 0.17 add to a limit of a bucket item
+/// (docs/specification.md#limiter-versions), as the NewImage spells them:
+/// numbers as their text, read only under the 0.17 semantics (so a 0.13
+/// deployment plans exactly as before, whatever they hold).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitExt {
+    /// `b_{name}_sched`: the limit's own parameter schedule (`-`: none).
+    pub sched: Option<String>,
+    /// `b_{name}_rsched`: the limit's own reset schedule (`-`: none).
+    pub rsched: Option<String>,
+    /// `b_{name}_ws`: duration-window start, epoch ms.
+    pub ws: Option<String>,
+    /// `b_{name}_rsa`: duration-window length, seconds.
+    pub rsa: Option<String>,
+    /// `b_{name}_wa`: the window start this shard's balance reflects.
+    pub wa: Option<String>,
+    /// `b_{name}_wtc`: `tc` when the window was fanned out.
+    pub wtc: Option<String>,
+    /// `b_{name}_gc`: the shard count this shard's quota grant was sized at.
+    pub gc: Option<String>,
+    /// `b_{name}_tu`: quota topped up above the grant this period.
+    pub tu: Option<String>,
+    /// `b_{name}_soft` is present: a soft limit (metered, not enforced).
+    pub soft: bool,
+}
+
+impl LimitExt {
+    fn is_empty(&self) -> bool {
+        *self == LimitExt::default()
+    }
+}
+
+/// The item-level attributes zae-limiter 0.14 to 0.17 add to a bucket item,
+/// as the NewImage spells them (see [`LimitExt`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemExt {
+    /// `sched`: the item's default parameter schedule.
+    pub sched: Option<String>,
+    /// `rsched`: the item's default reset schedule.
+    pub rsched: Option<String>,
+    /// `sched_tz`: the time zone of both (UTC when absent).
+    pub sched_tz: Option<String>,
+    /// `vu`: the materialisation stamp, epoch ms.
+    pub vu: Option<String>,
+}
+
 /// One limit of a bucket with a consumption counter in both images.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limit {
@@ -42,6 +88,10 @@ pub struct Limit {
     pub ra: i128,
     /// Refill period, ms.
     pub rp: i128,
+    /// NewImage `b_{name}_tc` (0 when absent).
+    pub tc: i128,
+    /// The 0.14-0.17 attributes of the limit; `None` when it has none.
+    pub ext: Option<Box<LimitExt>>,
 }
 
 /// A parsed bucket MODIFY record. Strings borrow from the event text (they
@@ -88,6 +138,8 @@ pub struct BucketRecord<'a> {
     /// propagation only (which needs just the key and `shard_count`, as
     /// upstream's does); no usage, refill or doubling comes from it.
     pub propagation_only: bool,
+    /// The 0.14-0.17 item-level attributes; `None` when it has none.
+    pub ext: Option<Box<ItemExt>>,
 }
 
 impl BucketRecord<'_> {
@@ -152,6 +204,20 @@ pub fn split_limit_attr(attr: &str) -> Option<(&str, &str)> {
 
 const FIELDS: [&str; 5] = ["tc", "tk", "cp", "ra", "rp"];
 
+/// The per-limit attributes of zae-limiter 0.14 to 0.17 ([`LimitExt`]).
+const EXT_FIELDS: [&str; 9] = ["sched", "rsched", "ws", "rsa", "wa", "wtc", "gc", "tu", "soft"];
+
+/// The text of an `S` attribute value (another type reads as absent, as
+/// zae-limiter reads its wire-format images: `image.get(a, {}).get("S")`).
+fn av_s(av: crate::json::Val<'_, '_>) -> Option<String> {
+    av.as_object()?.get("S")?.as_str().map(str::to_string)
+}
+
+/// The text of an `N` attribute value (another type reads as absent).
+fn av_num(av: crate::json::Val<'_, '_>) -> Option<String> {
+    av_n(av).map(str::to_string)
+}
+
 /// The part `part` of `whole` (a sub-slice of it), with `whole`'s lifetime.
 fn sub<'a>(whole: &Cow<'a, str>, part: &str) -> Cow<'a, str> {
     match whole {
@@ -169,6 +235,7 @@ fn sub<'a>(whole: &Cow<'a, str>, part: &str) -> Cow<'a, str> {
 /// The numbers of one limit in an image, in [`FIELDS`] order.
 struct Slot<'t> {
     name: &'t str,
+    ext: LimitExt,
     new: [Option<i128>; 5],
     old_tc: Option<i128>,
     tc_pos: usize,
@@ -187,18 +254,43 @@ fn read_limits<'t>(
     let mut names = Positions::default();
     for (pos, (attr, av)) in new.iter().enumerate() {
         let Some((name, field)) = split_limit_attr(attr) else { continue };
-        let Some(fi) = FIELDS.iter().position(|f| *f == field) else { continue };
-        let value = match av_n(av) {
-            Some(n) => Some(parse_int(attr, n)?),
-            None => None,
-        };
+        let fi = FIELDS.iter().position(|f| *f == field);
+        if fi.is_none() && !EXT_FIELDS.contains(&field) {
+            continue;
+        }
         let i = match names.find(slots.len(), name, |p| slots[p as usize].name) {
             Some(i) => i,
             None => {
-                slots.push(Slot { name, new: [None; 5], old_tc: None, tc_pos: usize::MAX, cp_pos: usize::MAX });
+                slots.push(Slot {
+                    name,
+                    ext: LimitExt::default(),
+                    new: [None; 5],
+                    old_tc: None,
+                    tc_pos: usize::MAX,
+                    cp_pos: usize::MAX,
+                });
                 names.pushed(slots.len(), |p| slots[p as usize].name);
                 slots.len() - 1
             }
+        };
+        let Some(fi) = fi else {
+            let ext = &mut slots[i].ext;
+            match field {
+                "soft" => ext.soft = true,
+                "sched" => ext.sched = av_s(av),
+                "rsched" => ext.rsched = av_s(av),
+                "ws" => ext.ws = av_num(av),
+                "rsa" => ext.rsa = av_num(av),
+                "wa" => ext.wa = av_num(av),
+                "wtc" => ext.wtc = av_num(av),
+                "gc" => ext.gc = av_num(av),
+                _ => ext.tu = av_num(av),
+            }
+            continue;
+        };
+        let value = match av_n(av) {
+            Some(n) => Some(parse_int(attr, n)?),
+            None => None,
         };
         let slot = &mut slots[i];
         slot.new[fi] = value;
@@ -314,8 +406,9 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
         let Some(tc_delta) = new_tc.checked_sub(old_tc) else {
             return Parsed::Invalid(format!("b_{}_tc: the change from {old_tc} to {new_tc} is out of range", s.name));
         };
-        let [_, tk, cp, ra, rp] = s.new.map(|v| v.unwrap_or(0));
-        limits.push(Limit { name: s.name.to_string(), tc_delta, tk, cp, ra, rp });
+        let [tc, tk, cp, ra, rp] = s.new.map(|v| v.unwrap_or(0));
+        let ext = (!s.ext.is_empty()).then(|| Box::new(s.ext.clone()));
+        limits.push(Limit { name: s.name.to_string(), tc_delta, tk, cp, ra, rp, tc, ext });
     }
     // Slot names are distinct, so a slot is in `limits` exactly when it has `tc` in both images.
     let mut others: Vec<&Slot> = slots.iter().filter(|s| s.cp_pos != usize::MAX && !has_tc(s)).collect();
@@ -323,8 +416,9 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
     let other_limits = others
         .into_iter()
         .map(|s| {
-            let [_, tk, cp, ra, rp] = s.new.map(|v| v.unwrap_or(0));
-            Limit { name: s.name.to_string(), tc_delta: 0, tk, cp, ra, rp }
+            let [tc, tk, cp, ra, rp] = s.new.map(|v| v.unwrap_or(0));
+            let ext = (!s.ext.is_empty()).then(|| Box::new(s.ext.clone()));
+            Limit { name: s.name.to_string(), tc_delta: 0, tk, cp, ra, rp, tc, ext }
         })
         .collect();
     let raises = matches!(format, Format::New { .. })
@@ -337,6 +431,9 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
         (true, false) => return Parsed::Skip(NO_ENTITY_ID.into()),
     };
     let ns = sub(&pk_cow, ns);
+    let s_of = |name: &str| new.get(name).and_then(av_s);
+    let n_of = |name: &str| new.get(name).and_then(av_num);
+    let item_ext = ItemExt { sched: s_of("sched"), rsched: s_of("rsched"), sched_tz: s_of("sched_tz"), vu: n_of("vu") };
     Parsed::Bucket(Box::new(BucketRecord {
         index: rec.index,
         seq,
@@ -355,6 +452,7 @@ pub fn parse<'a>(rec: &Record<'_, 'a>) -> Parsed<'a> {
         other_limits,
         clone_source: raises.then(|| Box::new(crate::shard::CloneSource::new(new))),
         propagation_only: no_entity_id,
+        ext: (item_ext != ItemExt::default()).then(|| Box::new(item_ext)),
     }))
 }
 
@@ -429,6 +527,8 @@ pub fn aggregate<'a>(records: &[&'a BucketRecord<'a>]) -> Vec<BucketState<'a>> {
                         cur.cp = l.cp;
                         cur.ra = l.ra;
                         cur.rp = l.rp;
+                        cur.tc = l.tc;
+                        cur.ext = l.ext.clone();
                     }
                 }
             }

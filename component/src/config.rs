@@ -28,7 +28,129 @@ pub const VARIABLES: &[&str] = &[
     "ARCHIVE_BUCKET_NAME",
     "MAX_SHARD_COUNT",
     "DEAD_LETTER_BUCKET",
+    "ZAE_LIMITER_VERSION",
 ];
+
+/// The zae-limiter semantics a deployment serves (WIT `limiter-semantics`,
+/// docs/specification.md#limiter-versions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Limiter {
+    /// zae-limiter 0.13.0.
+    V013,
+    /// zae-limiter 0.14 to 0.17 (0.17.0's aggregator).
+    V017,
+}
+
+impl Limiter {
+    /// The `ZAE_LIMITER_VERSION` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limiter::V013 => "0.13",
+            Limiter::V017 => "0.17",
+        }
+    }
+}
+
+/// What a table's version record calls for (WIT `limiter-choice`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimiterChoice {
+    /// The semantics.
+    pub limiter: Limiter,
+    /// The record's `lambda_version`.
+    pub lambda_version: Option<String>,
+    /// Why, in one sentence.
+    pub reason: String,
+}
+
+/// The release part `(major, minor, patch)` of a zae-limiter version string as
+/// its own parser reads one: `0.15.0`, `0.15.0rc1`, `0.15.0-dev`,
+/// `0.1.dev1+g…` (two parts: patch 0), `0.15.0+local`.
+pub fn parse_release(version: &str) -> Option<(u64, u64, u64)> {
+    let v = version.trim();
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let v = v.split('+').next()?;
+    let mut parts = v.split('.');
+    let num = |s: Option<&str>| -> Option<(u64, bool)> {
+        let s = s?;
+        let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if digits.is_empty() || digits.len() > 9 {
+            return None;
+        }
+        Some((digits.parse().ok()?, digits.len() == s.len()))
+    };
+    let (major, whole) = num(parts.next())?;
+    if !whole {
+        return None;
+    }
+    let (minor, minor_whole) = num(parts.next())?;
+    if !minor_whole {
+        // `0.15rc1`: a two-part release with a pre-release tag.
+        return None;
+    }
+    let patch = match parts.next() {
+        None => 0,
+        Some(p) if p.starts_with("dev") => 0,
+        Some(p) => num(Some(p))?.0,
+    };
+    Some((major, minor, patch))
+}
+
+/// The semantics a table's version record calls for
+/// (docs/specification.md#limiter-versions): `item` is the `_/SYSTEM#` /
+/// `#VERSION` item as DynamoDB JSON, `None` when the table has none.
+pub fn limiter_from_version_record(item: Option<&str>) -> Result<LimiterChoice, ConfigError> {
+    let problem = |message: String| ConfigError::new("ZAE_LIMITER_VERSION", ConfigProblem::UnknownValue, message);
+    let Some(text) = item else {
+        return Ok(LimiterChoice {
+            limiter: Limiter::V013,
+            lambda_version: None,
+            reason: "the table has no version record (_/SYSTEM# #VERSION): serving zae-limiter 0.13".into(),
+        });
+    };
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| problem(format!("the table's version record is not JSON ({e}); set ZAE_LIMITER_VERSION")))?;
+    let Some(map) = value.as_object() else {
+        return Err(problem("the table's version record is not a DynamoDB JSON map; set ZAE_LIMITER_VERSION".into()));
+    };
+    let lambda_version = match map.get("lambda_version") {
+        None => None,
+        Some(v) => match v.get("S").and_then(|s| s.as_str()) {
+            Some(s) => Some(s.to_string()),
+            None if v.get("NULL").is_some() => None,
+            None => {
+                return Err(problem(format!(
+                "the table's version record has a lambda_version that is not a string ({v}); set ZAE_LIMITER_VERSION"
+            )))
+            }
+        },
+    };
+    let Some(version) = lambda_version.clone() else {
+        return Ok(LimiterChoice {
+            limiter: Limiter::V013,
+            lambda_version: None,
+            reason: "the table's version record has no lambda_version: serving zae-limiter 0.13".into(),
+        });
+    };
+    let Some(release) = parse_release(&version) else {
+        return Err(problem(format!(
+            "the table's version record has lambda_version {version:?}, which is not a version; set ZAE_LIMITER_VERSION"
+        )));
+    };
+    let (limiter, reason) = if release < (0, 14, 0) {
+        (Limiter::V013, format!("the table's lambda_version is {version}, older than 0.14: serving zae-limiter 0.13"))
+    } else if release < (0, 18, 0) {
+        (Limiter::V017, format!("the table's lambda_version is {version} (0.14 to 0.17): serving zae-limiter 0.17"))
+    } else {
+        (
+            Limiter::V017,
+            format!(
+                "the table's lambda_version is {version}, newer than 0.17, the newest release this aggregator \
+                 knows: serving zae-limiter 0.17 (set ZAE_LIMITER_VERSION to choose)"
+            ),
+        )
+    };
+    Ok(LimiterChoice { limiter, lambda_version, reason })
+}
 
 /// Validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +168,9 @@ pub struct Config {
     pub dead_letter_bucket: Option<String>,
     /// Maximum shard count.
     pub max_shard_count: u32,
+    /// The zae-limiter semantics; `None` until the host has read the table's
+    /// version record (`ZAE_LIMITER_VERSION` unset).
+    pub limiter: Option<Limiter>,
 }
 
 impl Default for Config {
@@ -57,6 +182,7 @@ impl Default for Config {
             archive_bucket: None,
             dead_letter_bucket: None,
             max_shard_count: DEFAULT_MAX_SHARD_COUNT,
+            limiter: Some(Limiter::V013),
         }
     }
 }
@@ -110,6 +236,7 @@ impl Config {
         let mut bucket = None;
         let mut max_shards = None;
         let mut dead_letter = None;
+        let mut limiter = None;
         for (k, v) in vars {
             match k {
                 "TABLE_NAME" => table = Some(v),
@@ -119,6 +246,7 @@ impl Config {
                 "ARCHIVE_BUCKET_NAME" => bucket = Some(v),
                 "MAX_SHARD_COUNT" => max_shards = Some(v),
                 "DEAD_LETTER_BUCKET" => dead_letter = Some(v),
+                "ZAE_LIMITER_VERSION" => limiter = Some(v),
                 _ => {}
             }
         }
@@ -168,8 +296,33 @@ impl Config {
             cfg.max_shard_count = parse_bounded(m, 1, MAX_SHARD_COUNT_LIMIT)
                 .map_err(|(p, e)| ConfigError::new("MAX_SHARD_COUNT", p, format!("MAX_SHARD_COUNT={m:?}: {e}")))?;
         }
+        cfg.limiter = match limiter.map(str::trim) {
+            None | Some("") => None,
+            Some("0.13") | Some("0.13.0") => Some(Limiter::V013),
+            Some(v) if matches!(parse_release(v), Some((0, 14..=17, _))) => Some(Limiter::V017),
+            Some(_) => {
+                let message = format!(
+                    "ZAE_LIMITER_VERSION={:?}: expected 0.13 or 0.17 (any 0.14 to 0.17 release reads as 0.17)",
+                    limiter.unwrap_or_default()
+                );
+                return Err(ConfigError::new("ZAE_LIMITER_VERSION", ConfigProblem::UnknownValue, message));
+            }
+        };
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The semantics to plan with: a configuration whose limiter the host
+    /// has not chosen cannot be planned with.
+    pub fn limiter(&self) -> Result<Limiter, ConfigError> {
+        self.limiter.ok_or_else(|| {
+            ConfigError::new(
+                "limiter",
+                ConfigProblem::RequiresOther,
+                "limiter is not chosen: set ZAE_LIMITER_VERSION, or read the table's version record and pass it \
+                 to limiter-from-version-record",
+            )
+        })
     }
 }
 
@@ -215,6 +368,64 @@ mod tests {
         assert_eq!(c.snapshot_ttl_days, 90);
         assert_eq!(c.archive_bucket, None);
         assert_eq!(c.max_shard_count, 32);
+        assert_eq!(c.limiter, None, "unset: the host reads the table's version record");
+    }
+
+    #[test]
+    fn the_limiter_version_is_validated() {
+        for (v, want) in [("0.13", Limiter::V013), ("0.17", Limiter::V017), (" 0.15.1 ", Limiter::V017)] {
+            assert_eq!(Config::from_env([("ZAE_LIMITER_VERSION", v)]).unwrap().limiter, Some(want), "{v}");
+        }
+        for v in ["0.12", "0.18", "latest", "0.1x"] {
+            let e = Config::from_env([("ZAE_LIMITER_VERSION", v)]).unwrap_err();
+            assert_eq!((e.setting.as_str(), e.problem), ("ZAE_LIMITER_VERSION", ConfigProblem::UnknownValue), "{v}");
+            assert!(e.message.contains("0.13 or 0.17"), "{e}");
+        }
+        let unchosen = Config { limiter: None, ..Config::default() };
+        assert_eq!(unchosen.limiter().unwrap_err().setting, "limiter");
+    }
+
+    #[test]
+    fn version_strings_read_as_zae_limiter_reads_them() {
+        assert_eq!(parse_release("0.17.0"), Some((0, 17, 0)));
+        assert_eq!(parse_release("0.15.0rc1"), Some((0, 15, 0)));
+        assert_eq!(parse_release("0.15.0rc1.dev3+gabc"), Some((0, 15, 0)));
+        assert_eq!(parse_release("0.1.dev1+ge76be32"), Some((0, 1, 0)));
+        assert_eq!(parse_release("0.15.0+d20260926"), Some((0, 15, 0)));
+        assert_eq!(parse_release("1.2"), Some((1, 2, 0)));
+        assert_eq!(parse_release("0.15rc1"), None);
+        assert_eq!(parse_release("x.1.2"), None);
+        assert_eq!(parse_release(""), None);
+    }
+
+    #[test]
+    fn the_version_record_chooses_the_semantics() {
+        let choose = |item: Option<&str>| limiter_from_version_record(item);
+        assert_eq!(choose(None).unwrap().limiter, Limiter::V013);
+        let rec = |v: &str| {
+            format!(r##"{{"PK":{{"S":"_/SYSTEM#"}},"SK":{{"S":"#VERSION"}},"lambda_version":{{"S":"{v}"}}}}"##)
+        };
+        for (v, want) in [
+            ("0.13.0", Limiter::V013),
+            ("0.9.2", Limiter::V013),
+            ("0.14.0", Limiter::V017),
+            ("0.16.0", Limiter::V017),
+            ("0.17.0", Limiter::V017),
+            ("0.17.1rc2", Limiter::V017),
+            ("0.19.0", Limiter::V017),
+        ] {
+            let c = choose(Some(&rec(v))).unwrap();
+            assert_eq!((c.limiter, c.lambda_version.as_deref()), (want, Some(v)), "{v}");
+            assert!(c.reason.contains(v), "{}", c.reason);
+        }
+        assert!(choose(Some(&rec("0.19.0"))).unwrap().reason.contains("newer than 0.17"));
+        let none = choose(Some(r##"{"PK":{"S":"_/SYSTEM#"},"schema_version":{"S":"0.10.0"}}"##)).unwrap();
+        assert_eq!((none.limiter, none.lambda_version), (Limiter::V013, None));
+        for bad in [r#"[1]"#, "nope", r#"{"lambda_version":{"N":"17"}}"#, &rec("banana")] {
+            let e = choose(Some(bad)).unwrap_err();
+            assert_eq!(e.setting, "ZAE_LIMITER_VERSION", "{bad}");
+            assert!(e.message.contains("set ZAE_LIMITER_VERSION"), "{e}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ wit_bindgen::generate!({
 use exports::zae::aggregator::planner::Guest;
 use zae::aggregator::types as wit;
 
-use crate::config::Config as NativeConfig;
+use crate::config::{Config as NativeConfig, Limiter as NativeLimiter};
 use crate::plan as native;
 use crate::window::Window as NativeWindow;
 
@@ -45,6 +45,21 @@ fn config_from(c: wit::Config) -> NativeConfig {
         archive_bucket: c.archive_bucket,
         max_shard_count: c.max_shard_count,
         dead_letter_bucket: c.dead_letter_bucket,
+        limiter: c.limiter.map(limiter_from),
+    }
+}
+
+fn limiter_from(l: wit::LimiterSemantics) -> NativeLimiter {
+    match l {
+        wit::LimiterSemantics::V013 => NativeLimiter::V013,
+        wit::LimiterSemantics::V017 => NativeLimiter::V017,
+    }
+}
+
+fn limiter_to(l: NativeLimiter) -> wit::LimiterSemantics {
+    match l {
+        NativeLimiter::V013 => wit::LimiterSemantics::V013,
+        NativeLimiter::V017 => wit::LimiterSemantics::V017,
     }
 }
 
@@ -56,6 +71,7 @@ fn config_to(c: NativeConfig) -> wit::Config {
         archive_bucket: c.archive_bucket,
         max_shard_count: c.max_shard_count,
         dead_letter_bucket: c.dead_letter_bucket,
+        limiter: c.limiter.map(limiter_to),
     }
 }
 
@@ -75,23 +91,83 @@ fn names_from(n: Vec<wit::ExpressionName>) -> Vec<native::ExpressionName> {
     n.into_iter().map(|n| native::ExpressionName { placeholder: n.placeholder, name: n.name }).collect()
 }
 
+fn update_to(u: native::UpdateItem) -> wit::UpdateItem {
+    wit::UpdateItem {
+        table_name: u.table_name,
+        key: attrs_to(u.key),
+        update_expression: u.update_expression,
+        condition_expression: u.condition_expression,
+        names: names_to(u.names),
+        values: attrs_to(u.values),
+    }
+}
+
+fn put_to(p: native::PutItem) -> wit::PutItem {
+    wit::PutItem {
+        table_name: p.table_name,
+        item: attrs_to(p.item),
+        condition_expression: p.condition_expression,
+        names: names_to(p.names),
+        values: attrs_to(p.values),
+    }
+}
+
+fn update_from(u: wit::UpdateItem) -> native::UpdateItem {
+    native::UpdateItem {
+        table_name: u.table_name,
+        key: attrs_from(u.key),
+        update_expression: u.update_expression,
+        condition_expression: u.condition_expression,
+        names: names_from(u.names),
+        values: attrs_from(u.values),
+    }
+}
+
+fn put_from(p: wit::PutItem) -> native::PutItem {
+    native::PutItem {
+        table_name: p.table_name,
+        item: attrs_from(p.item),
+        condition_expression: p.condition_expression,
+        names: names_from(p.names),
+        values: attrs_from(p.values),
+    }
+}
+
+fn transact_to(t: native::TransactItem) -> wit::TransactItem {
+    match t {
+        native::TransactItem::Put(p) => wit::TransactItem::Put(put_to(p)),
+        native::TransactItem::Update(u) => wit::TransactItem::Update(update_to(u)),
+        native::TransactItem::ConditionCheck(c) => wit::TransactItem::ConditionCheck(wit::ConditionCheck {
+            table_name: c.table_name,
+            key: attrs_to(c.key),
+            condition_expression: c.condition_expression,
+            names: names_to(c.names),
+            values: attrs_to(c.values),
+        }),
+    }
+}
+
+fn transact_from(t: wit::TransactItem) -> native::TransactItem {
+    match t {
+        wit::TransactItem::Put(p) => native::TransactItem::Put(put_from(p)),
+        wit::TransactItem::Update(u) => native::TransactItem::Update(update_from(u)),
+        wit::TransactItem::ConditionCheck(c) => native::TransactItem::ConditionCheck(native::ConditionCheck {
+            table_name: c.table_name,
+            key: attrs_from(c.key),
+            condition_expression: c.condition_expression,
+            names: names_from(c.names),
+            values: attrs_from(c.values),
+        }),
+    }
+}
+
 fn operation_to(op: native::Operation) -> wit::Operation {
     match op {
-        native::Operation::UpdateItem(u) => wit::Operation::UpdateItem(wit::UpdateItem {
-            table_name: u.table_name,
-            key: attrs_to(u.key),
-            update_expression: u.update_expression,
-            condition_expression: u.condition_expression,
-            names: names_to(u.names),
-            values: attrs_to(u.values),
-        }),
-        native::Operation::PutItem(p) => wit::Operation::PutItem(wit::PutItem {
-            table_name: p.table_name,
-            item: attrs_to(p.item),
-            condition_expression: p.condition_expression,
-            names: names_to(p.names),
-            values: attrs_to(p.values),
-        }),
+        native::Operation::UpdateItem(u) => wit::Operation::UpdateItem(update_to(u)),
+        native::Operation::PutItem(p) => wit::Operation::PutItem(put_to(p)),
+        native::Operation::TransactWriteItems(items) => {
+            wit::Operation::TransactWriteItems(items.into_iter().map(transact_to).collect())
+        }
         native::Operation::PutObject(o) => wit::Operation::PutObject(wit::PutObject {
             bucket: o.bucket,
             key: o.key,
@@ -104,21 +180,11 @@ fn operation_to(op: native::Operation) -> wit::Operation {
 
 fn operation_from(op: wit::Operation) -> native::Operation {
     match op {
-        wit::Operation::UpdateItem(u) => native::Operation::UpdateItem(native::UpdateItem {
-            table_name: u.table_name,
-            key: attrs_from(u.key),
-            update_expression: u.update_expression,
-            condition_expression: u.condition_expression,
-            names: names_from(u.names),
-            values: attrs_from(u.values),
-        }),
-        wit::Operation::PutItem(p) => native::Operation::PutItem(native::PutItem {
-            table_name: p.table_name,
-            item: attrs_from(p.item),
-            condition_expression: p.condition_expression,
-            names: names_from(p.names),
-            values: attrs_from(p.values),
-        }),
+        wit::Operation::UpdateItem(u) => native::Operation::UpdateItem(update_from(u)),
+        wit::Operation::PutItem(p) => native::Operation::PutItem(put_from(p)),
+        wit::Operation::TransactWriteItems(items) => {
+            native::Operation::TransactWriteItems(items.into_iter().map(transact_from).collect())
+        }
         wit::Operation::PutObject(o) => native::Operation::PutObject(native::PutObject {
             bucket: o.bucket,
             key: o.key,
@@ -275,10 +341,19 @@ fn write_to(w: native::Write) -> wit::Write {
     }
 }
 
+fn read_to(r: native::Read) -> wit::Read {
+    wit::Read { id: r.id, table_name: r.table_name, key: attrs_to(r.key), records: r.records, target: r.target }
+}
+
+fn read_from(r: wit::Read) -> native::Read {
+    native::Read { id: r.id, table_name: r.table_name, key: attrs_from(r.key), records: r.records, target: r.target }
+}
+
 fn plan_to(p: native::Plan) -> wit::BatchPlan {
     use wit::Counters;
     wit::BatchPlan {
         writes: p.writes.into_iter().map(write_to).collect(),
+        reads: p.reads.into_iter().map(read_to).collect(),
         outcomes: p
             .outcomes
             .into_iter()
@@ -311,6 +386,7 @@ fn plan_from(p: wit::BatchPlan) -> native::Plan {
                 on_failed: w.on_failed.into_iter().map(log_from).collect(),
             })
             .collect(),
+        reads: p.reads.into_iter().map(read_from).collect(),
         outcomes: p
             .outcomes
             .into_iter()
@@ -365,6 +441,7 @@ fn error_to(e: native::PlanError) -> wit::PlanError {
         native::PlanError::BadConfig(c) => wit::PlanError::BadConfig(config_error_to(c)),
         native::PlanError::UnknownWriteId(id) => wit::PlanError::UnknownWriteId(id),
         native::PlanError::UnknownRecordIndex(i) => wit::PlanError::UnknownRecordIndex(i),
+        native::PlanError::UnknownReadId(i) => wit::PlanError::UnknownReadId(i),
     }
 }
 
@@ -378,6 +455,7 @@ fn error_from(e: wit::PlanError) -> native::PlanError {
         wit::PlanError::BadConfig(c) => native::PlanError::BadConfig(config_error_from(c)),
         wit::PlanError::UnknownWriteId(id) => native::PlanError::UnknownWriteId(id),
         wit::PlanError::UnknownRecordIndex(i) => native::PlanError::UnknownRecordIndex(i),
+        wit::PlanError::UnknownReadId(i) => native::PlanError::UnknownReadId(i),
     }
 }
 
@@ -410,6 +488,28 @@ impl Guest for Component {
         crate::replan_snapshots(&b, &observed).map(plan_to).map_err(error_to)
     }
 
+    fn plan_after_reads(batch: wit::Batch, results: Vec<wit::ReadResult>) -> Result<wit::BatchPlan, wit::PlanError> {
+        let config = config_from(batch.config);
+        let b = native::Batch {
+            event_json: &batch.event_json,
+            config: &config,
+            now_ms: batch.now_ms,
+            invocation_id: &batch.invocation_id,
+        };
+        let results: Vec<native::ReadResult> = results
+            .into_iter()
+            .map(|r| native::ReadResult {
+                read_id: r.read_id,
+                outcome: match r.outcome {
+                    wit::ReadOutcome::Found(item) => native::ReadOutcome::Found(item),
+                    wit::ReadOutcome::Missing => native::ReadOutcome::Missing,
+                    wit::ReadOutcome::Failed(why) => native::ReadOutcome::Failed(why),
+                },
+            })
+            .collect();
+        crate::plan_after_reads(&b, &results).map(plan_to).map_err(error_to)
+    }
+
     fn dead_letter(batch: wit::Batch, failures: Vec<wit::RecordFailure>) -> Result<Option<wit::Write>, wit::PlanError> {
         let config = config_from(batch.config);
         let b = native::Batch {
@@ -428,6 +528,16 @@ impl Guest for Component {
     fn config_from_env(vars: Vec<(String, String)>) -> Result<wit::Config, wit::ConfigError> {
         NativeConfig::from_env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .map(config_to)
+            .map_err(config_error_to)
+    }
+
+    fn limiter_from_version_record(item: Option<String>) -> Result<wit::LimiterChoice, wit::ConfigError> {
+        crate::config::limiter_from_version_record(item.as_deref())
+            .map(|c| wit::LimiterChoice {
+                limiter: limiter_to(c.limiter),
+                lambda_version: c.lambda_version,
+                reason: c.reason,
+            })
             .map_err(config_error_to)
     }
 

@@ -16,11 +16,13 @@
 
 pub mod archive;
 pub mod bucket;
+pub mod clone;
 pub mod config;
 pub mod dead_letter;
 pub mod event;
 pub mod json;
 pub mod limits;
+pub mod materialise;
 pub mod plan;
 pub mod pyjson;
 pub mod quota;
@@ -133,6 +135,7 @@ fn classify_one<'a>(rec: &Record<'_, 'a>, batch: &Batch, logs: &mut Vec<LogEntry
 /// Read and classify every record; returns them with their logs.
 fn classify<'a>(batch: &Batch<'a>) -> Result<(Vec<Classified<'a>>, Vec<LogEntry>), PlanError> {
     batch.config.validate().map_err(PlanError::BadConfig)?;
+    batch.config.limiter().map_err(PlanError::BadConfig)?;
     let mut c = Classifier { batch, records: Vec::new(), logs: Vec::new() };
     event::read(batch.event_json, &mut c)?;
     Ok((c.records, c.logs))
@@ -236,12 +239,19 @@ fn summary(plan: &mut Plan, batch: &Batch, message: &str) {
 #[derive(Default)]
 struct Staged {
     writes: Vec<plan::Write>,
+    reads: Vec<plan::Read>,
     logs: Vec<LogEntry>,
     counters: plan::Counters,
 }
 
 fn snapshot_params(cfg: &config::Config, now_ms: i64) -> snapshot::Params<'_> {
-    snapshot::Params { table: &cfg.table_name, windows: &cfg.windows, now_ms, ttl_days: cfg.snapshot_ttl_days }
+    snapshot::Params {
+        table: &cfg.table_name,
+        windows: &cfg.windows,
+        now_ms,
+        ttl_days: cfg.snapshot_ttl_days,
+        overdraws: cfg.limiter == Some(config::Limiter::V017),
+    }
 }
 
 /// Run the bucket stages without the `excluded` records; returns the records
@@ -264,9 +274,16 @@ fn bucket_stages(c: &[Classified], batch: &Batch, excluded: &Excluded, out: &mut
     }
     let states: Vec<_> = states.into_iter().filter(|s| s.overflow.is_none()).collect();
     let (writes, logs, counters) = (&mut out.writes, &mut out.logs, &mut out.counters);
-    refill::plan(&states, &cfg.table_name, batch.now_ms, writes, logs, counters, &mut invalid);
-    shard::plan_bumps(&states, &cfg.table_name, cfg.max_shard_count, writes, logs, counters);
-    shard::plan_propagation(&buckets, &cfg.table_name, cfg.max_shard_count, writes, logs, counters);
+    if cfg.limiter == Some(config::Limiter::V017) {
+        let (table, max, now) = (&cfg.table_name, cfg.max_shard_count, batch.now_ms);
+        materialise::plan(&states, table, now, writes, logs, counters, &mut invalid);
+        shard::plan_bumps(&states, table, max, Some(now), writes, logs, counters);
+        clone::plan(&buckets, table, max, now, &mut out.reads, writes, logs, counters);
+    } else {
+        refill::plan(&states, &cfg.table_name, batch.now_ms, writes, logs, counters, &mut invalid);
+        shard::plan_bumps(&states, &cfg.table_name, cfg.max_shard_count, None, writes, logs, counters);
+        shard::plan_propagation(&buckets, &cfg.table_name, cfg.max_shard_count, writes, logs, counters);
+    }
     for w in writes.iter() {
         if let Err(e) = limits::check_write(w) {
             let (pk, sk) = w.item_key().unwrap_or_default();
@@ -322,6 +339,7 @@ pub fn plan(batch: &Batch) -> Result<Plan, PlanError> {
     let (staged, excluded) = settle_limits(&c, batch);
     log_excluded(&c, &excluded, &mut out.logs);
     out.writes = staged.writes;
+    out.reads = staged.reads;
     out.logs.extend(staged.logs);
     out.counters = staged.counters;
     if let Some(bucket) = &cfg.archive_bucket {
@@ -358,6 +376,44 @@ pub fn plan(batch: &Batch) -> Result<Plan, PlanError> {
         }
     }
     summary(&mut out, batch, "Batch planned");
+    Ok(out)
+}
+
+/// Plan the writes that waited on the plan's reads
+/// (docs/architecture.md#reads), given the reads' results; their ids follow
+/// the plan's writes. A read whose result is missing counts as failed.
+pub fn plan_after_reads(batch: &Batch, results: &[plan::ReadResult]) -> Result<Plan, PlanError> {
+    let first = plan(batch)?;
+    for r in results {
+        if !first.reads.iter().any(|read| read.id == r.read_id) {
+            return Err(PlanError::UnknownReadId(r.read_id));
+        }
+    }
+    let mut out = Plan::default();
+    if !first.reads.is_empty() {
+        let (c, _) = classify(batch)?;
+        let (_, excluded) = settle_limits(&c, batch);
+        let (buckets, _) = timed(&c, &excluded);
+        let cfg = batch.config;
+        let outcome = clone::outcome_of(results);
+        let (writes, logs, counters) = (&mut out.writes, &mut out.logs, &mut out.counters);
+        clone::after_reads(
+            &buckets,
+            &cfg.table_name,
+            cfg.max_shard_count,
+            batch.now_ms,
+            &outcome,
+            writes,
+            logs,
+            counters,
+        );
+        let base = first.writes.len() as u32;
+        for (i, w) in out.writes.iter_mut().enumerate() {
+            w.id = base + i as u32;
+            w.target = w.describe_target();
+        }
+    }
+    summary(&mut out, batch, "Reads planned");
     Ok(out)
 }
 

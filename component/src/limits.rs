@@ -364,8 +364,33 @@ fn name_of<'w>(names: &'w [ExpressionName], ph: &str) -> Option<&'w str> {
 
 /// Check one planned write against every limit; `Err` names the first broken.
 pub fn check_write(w: &Write) -> Result<(), String> {
-    match &w.operation {
+    check_operation(&w.operation)
+}
+
+/// [`check_write`] of one operation; a transaction's actions are checked
+/// one by one (each is an item write or a condition on one item).
+pub fn check_operation(op: &Operation) -> Result<(), String> {
+    match op {
         Operation::PutObject(_) => Ok(()),
+        Operation::TransactWriteItems(items) => {
+            if items.is_empty() || items.len() > 100 {
+                return Err(format!("a transaction holds 1 to 100 actions, not {}", items.len()));
+            }
+            for item in items {
+                match item {
+                    crate::plan::TransactItem::Put(p) => check_operation(&Operation::PutItem(p.clone()))?,
+                    crate::plan::TransactItem::Update(u) => check_operation(&Operation::UpdateItem(u.clone()))?,
+                    crate::plan::TransactItem::ConditionCheck(c) => {
+                        table_key(&c.key)?;
+                        expression("ConditionExpression", &c.condition_expression)?;
+                        for v in &c.values {
+                            numbers_in(&v.value)?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
         Operation::UpdateItem(u) => {
             table_key(&u.key)?;
             for n in &u.names {

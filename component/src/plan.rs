@@ -96,6 +96,32 @@ pub struct PutObject {
     pub content_encoding: String,
 }
 
+/// A ConditionCheck inside a transaction (WIT `condition-check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionCheck {
+    /// Target table.
+    pub table_name: String,
+    /// `PK`, `SK`.
+    pub key: Vec<Attribute>,
+    /// The condition.
+    pub condition_expression: String,
+    /// ExpressionAttributeNames.
+    pub names: Vec<ExpressionName>,
+    /// ExpressionAttributeValues.
+    pub values: Vec<Attribute>,
+}
+
+/// One action of a TransactWriteItems request (WIT `transact-item`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactItem {
+    /// Conditional Put.
+    Put(PutItem),
+    /// Conditional Update.
+    Update(UpdateItem),
+    /// ConditionCheck.
+    ConditionCheck(ConditionCheck),
+}
+
 /// One AWS request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -105,6 +131,43 @@ pub enum Operation {
     PutItem(PutItem),
     /// PutObject.
     PutObject(PutObject),
+    /// TransactWriteItems.
+    TransactWriteItems(Vec<TransactItem>),
+}
+
+/// A consistent GetItem the planner needs answered (WIT `read`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// Identity within the batch.
+    pub id: u32,
+    /// Target table.
+    pub table_name: String,
+    /// `PK`, `SK`.
+    pub key: Vec<Attribute>,
+    /// Records whose writes wait on it, ascending.
+    pub records: Vec<u32>,
+    /// `{table} {PK=…, SK=…}`.
+    pub target: String,
+}
+
+/// What a read found (WIT `read-outcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// The item as DynamoDB JSON.
+    Found(String),
+    /// No such item.
+    Missing,
+    /// The read failed; the error in words.
+    Failed(String),
+}
+
+/// The answer to one read (WIT `read-result`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// The read's id.
+    pub read_id: u32,
+    /// What it found.
+    pub outcome: ReadOutcome,
 }
 
 /// Why a write exists.
@@ -246,6 +309,11 @@ impl Write {
         let attrs = match &self.operation {
             Operation::UpdateItem(u) => &u.key,
             Operation::PutItem(p) => &p.item,
+            Operation::TransactWriteItems(items) => match items.first()? {
+                TransactItem::Put(p) => &p.item,
+                TransactItem::Update(u) => &u.key,
+                TransactItem::ConditionCheck(c) => &c.key,
+            },
             Operation::PutObject(_) => return None,
         };
         let get = |name: &str| attrs.iter().find(|a| a.name == name).and_then(|a| string_value(&a.value));
@@ -259,6 +327,16 @@ impl Write {
             Operation::UpdateItem(UpdateItem { table_name, .. }) | Operation::PutItem(PutItem { table_name, .. }) => {
                 let (pk, sk) = self.item_key().unwrap_or_default();
                 format!("{table_name} {{PK={pk}, SK={sk}}}")
+            }
+            Operation::TransactWriteItems(items) => {
+                let (pk, sk) = self.item_key().unwrap_or_default();
+                let table = match items.first() {
+                    Some(TransactItem::Put(p)) => p.table_name.as_str(),
+                    Some(TransactItem::Update(u)) => u.table_name.as_str(),
+                    Some(TransactItem::ConditionCheck(c)) => c.table_name.as_str(),
+                    None => "",
+                };
+                format!("{table} {{PK={pk}, SK={sk}}} (transaction of {} actions)", items.len())
             }
         }
     }
@@ -390,6 +468,8 @@ impl Counters {
 pub struct Plan {
     /// Writes, stable order.
     pub writes: Vec<Write>,
+    /// Reads whose results `plan-after-reads` needs.
+    pub reads: Vec<Read>,
     /// One per record.
     pub outcomes: Vec<RecordOutcome>,
     /// Logs, in order.
@@ -489,6 +569,8 @@ pub enum PlanError {
     UnknownWriteId(u32),
     /// A record failure names no record of the batch.
     UnknownRecordIndex(u32),
+    /// A read result names no read of the plan.
+    UnknownReadId(u32),
 }
 
 impl PlanError {
@@ -501,6 +583,7 @@ impl PlanError {
             PlanError::BadConfig(_) => "bad-config",
             PlanError::UnknownWriteId(_) => "unknown-write-id",
             PlanError::UnknownRecordIndex(_) => "unknown-record-index",
+            PlanError::UnknownReadId(_) => "unknown-read-id",
         }
     }
 }
@@ -514,6 +597,7 @@ impl std::fmt::Display for PlanError {
             PlanError::BadConfig(e) => write!(f, "bad config: {}", e.message),
             PlanError::UnknownWriteId(id) => write!(f, "write {id} is not a write of this batch's plan"),
             PlanError::UnknownRecordIndex(i) => write!(f, "record {i} is not a record of this batch"),
+            PlanError::UnknownReadId(id) => write!(f, "read {id} is not a read of this batch's plan"),
         }
     }
 }
@@ -668,36 +752,70 @@ pub fn operation_json(op: &Operation) -> String {
     out
 }
 
+fn write_update(out: &mut String, kind: &str, u: &UpdateItem) {
+    out.push_str("{\"type\":\"");
+    out.push_str(kind);
+    out.push_str("\",\"table_name\":");
+    write_json_str(out, &u.table_name);
+    out.push_str(",\"key\":");
+    write_attr_map(out, &u.key);
+    out.push_str(",\"update_expression\":");
+    write_json_str(out, &u.update_expression);
+    out.push_str(",\"condition_expression\":");
+    write_opt_str(out, &u.condition_expression);
+    out.push_str(",\"names\":");
+    write_names(out, &u.names);
+    out.push_str(",\"values\":");
+    write_attr_map(out, &u.values);
+    out.push('}');
+}
+
+fn write_put(out: &mut String, kind: &str, p: &PutItem) {
+    out.push_str("{\"type\":\"");
+    out.push_str(kind);
+    out.push_str("\",\"table_name\":");
+    write_json_str(out, &p.table_name);
+    out.push_str(",\"item\":");
+    write_attr_map(out, &p.item);
+    out.push_str(",\"condition_expression\":");
+    write_opt_str(out, &p.condition_expression);
+    out.push_str(",\"names\":");
+    write_names(out, &p.names);
+    out.push_str(",\"values\":");
+    write_attr_map(out, &p.values);
+    out.push('}');
+}
+
 fn write_operation(out: &mut String, op: &Operation) {
     match op {
-        Operation::UpdateItem(u) => {
-            out.push_str("{\"type\":\"update-item\",\"table_name\":");
-            write_json_str(out, &u.table_name);
-            out.push_str(",\"key\":");
-            write_attr_map(out, &u.key);
-            out.push_str(",\"update_expression\":");
-            write_json_str(out, &u.update_expression);
-            out.push_str(",\"condition_expression\":");
-            write_opt_str(out, &u.condition_expression);
-            out.push_str(",\"names\":");
-            write_names(out, &u.names);
-            out.push_str(",\"values\":");
-            write_attr_map(out, &u.values);
-            out.push('}');
+        Operation::TransactWriteItems(items) => {
+            out.push_str("{\"type\":\"transact-write-items\",\"items\":[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                match item {
+                    TransactItem::Put(p) => write_put(out, "put", p),
+                    TransactItem::Update(u) => write_update(out, "update", u),
+                    TransactItem::ConditionCheck(c) => {
+                        out.push_str("{\"type\":\"condition-check\",\"table_name\":");
+                        write_json_str(out, &c.table_name);
+                        out.push_str(",\"key\":");
+                        write_attr_map(out, &c.key);
+                        out.push_str(",\"condition_expression\":");
+                        write_json_str(out, &c.condition_expression);
+                        out.push_str(",\"names\":");
+                        write_names(out, &c.names);
+                        out.push_str(",\"values\":");
+                        write_attr_map(out, &c.values);
+                        out.push('}');
+                    }
+                }
+            }
+            out.push_str("]}");
         }
-        Operation::PutItem(p) => {
-            out.push_str("{\"type\":\"put-item\",\"table_name\":");
-            write_json_str(out, &p.table_name);
-            out.push_str(",\"item\":");
-            write_attr_map(out, &p.item);
-            out.push_str(",\"condition_expression\":");
-            write_opt_str(out, &p.condition_expression);
-            out.push_str(",\"names\":");
-            write_names(out, &p.names);
-            out.push_str(",\"values\":");
-            write_attr_map(out, &p.values);
-            out.push('}');
-        }
+        Operation::UpdateItem(u) => write_update(out, "update-item", u),
+        Operation::PutItem(p) => write_put(out, "put-item", p),
         Operation::PutObject(o) => {
             out.push_str("{\"type\":\"put-object\",\"bucket\":");
             write_json_str(out, &o.bucket);
@@ -778,7 +896,30 @@ pub fn canonical_json(plan: &Plan) -> String {
         write_log_list(&mut out, &w.on_failed);
         out.push('}');
     }
-    out.push_str("],\"outcomes\":[");
+    out.push(']');
+    // Only plans that read carry the member, so plans of contract 0.2.0
+    // render byte for byte as they did.
+    if !plan.reads.is_empty() {
+        out.push_str(",\"reads\":[");
+        for (i, r) in plan.reads.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"id\":");
+            out.push_str(&r.id.to_string());
+            out.push_str(",\"table_name\":");
+            write_json_str(&mut out, &r.table_name);
+            out.push_str(",\"key\":");
+            write_attr_map(&mut out, &r.key);
+            out.push_str(",\"records\":");
+            write_u32_list(&mut out, &r.records);
+            out.push_str(",\"target\":");
+            write_json_str(&mut out, &r.target);
+            out.push('}');
+        }
+        out.push(']');
+    }
+    out.push_str(",\"outcomes\":[");
     for (i, o) in plan.outcomes.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -836,6 +977,7 @@ pub fn error_json(e: &PlanError) -> String {
         }
         PlanError::UnknownWriteId(id) => out.push_str(&format!(",\"write_id\":{id}")),
         PlanError::UnknownRecordIndex(i) => out.push_str(&format!(",\"record_index\":{i}")),
+        PlanError::UnknownReadId(id) => out.push_str(&format!(",\"read_id\":{id}")),
         PlanError::EventNotObject | PlanError::RecordsNotList => {}
     }
     out.push_str(",\"message\":");

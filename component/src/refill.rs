@@ -52,6 +52,29 @@ pub fn refill_bucket(
     Some((cap.min(tk.checked_add(add)?), last_ms.checked_add(used)?))
 }
 
+/// zae-limiter 0.17's `refill_bucket`: like [`refill_bucket`], but the
+/// balance is always capped at the capacity, on the paths that add nothing
+/// too (its negative clamp), and only the balance is returned. `None` on
+/// overflow or a zero period.
+pub fn refill_bucket_clamped(
+    tk: i128,
+    last_ms: i128,
+    now_ms: i128,
+    cap: i128,
+    amt: i128,
+    period: i128,
+) -> Option<i128> {
+    let elapsed = now_ms.checked_sub(last_ms)?;
+    if elapsed <= 0 {
+        return Some(cap.min(tk));
+    }
+    let add = floor_div(elapsed.checked_mul(amt)?, period)?;
+    if add == 0 {
+        return Some(cap.min(tk));
+    }
+    Some(cap.min(tk.checked_add(add)?))
+}
+
 /// One limit's refill.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitRefill {
@@ -224,6 +247,17 @@ mod tests {
         assert_eq!(tk, 13_333_333);
         assert_eq!(tk - 5_000_000, 8_333_333);
         assert_eq!(last, 1_704_067_195_000 + 4_999);
+    }
+
+    #[test]
+    fn the_017_refill_always_clamps() {
+        assert_eq!(refill_bucket_clamped(150, 10, 10, 100, 1, 1), Some(100), "no time elapsed: clamped");
+        assert_eq!(refill_bucket_clamped(150, 0, 1, 100, 1, 1000), Some(100), "nothing accrued: clamped");
+        assert_eq!(refill_bucket_clamped(-50, 0, 1, 100, 1, 1000), Some(-50), "debt is left alone");
+        assert_eq!(refill_bucket_clamped(50, 0, 1000, 100, 20, 1000), Some(70));
+        assert_eq!(refill_bucket_clamped(90, 0, 1000, 100, 50, 1), Some(100));
+        assert_eq!(refill_bucket_clamped(0, 0, 2, 10, i128::MAX, 1), None);
+        assert_eq!(refill_bucket_clamped(5, 0, 10, 100, 1, 0), None, "a zero period is refused");
     }
 
     #[test]

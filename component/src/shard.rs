@@ -47,11 +47,16 @@ fn round2(x: f64) -> String {
     s
 }
 
-/// Plan proactive doublings.
+/// Plan proactive doublings. `project_to` (the zae-limiter 0.17 semantics,
+/// docs/specification.md#shard-doubling-017) projects the stored `wcu`
+/// balance from `rf` to that time before the threshold test, and doubles up
+/// to the maximum (`min(2n, max)`) instead of refusing a doubling past it.
+#[allow(clippy::too_many_arguments)]
 pub fn plan_bumps(
     states: &[BucketState],
     table: &str,
     max_shards: u32,
+    project_to: Option<i64>,
     writes: &mut Vec<Write>,
     logs: &mut Vec<LogEntry>,
     counters: &mut Counters,
@@ -65,13 +70,32 @@ pub fn plan_bumps(
         if wcu.cp <= 0 {
             continue;
         }
-        let (below, ratio) = below_threshold(wcu.tk, wcu.cp);
+        let old = rec.shard_count;
+        let mut tk = wcu.tk;
+        if let Some(now) = project_to {
+            if old >= max_shards as i128 {
+                Log::new(logs, LogLevel::Debug, "Proactive shard skipped - at MAX_SHARD_COUNT")
+                    .s("entity_id", &rec.entity)
+                    .s("resource", &rec.resource)
+                    .n("shard_count", old)
+                    .n("max_shard_count", max_shards);
+                continue;
+            }
+            if wcu.rp > 0 && wcu.ra > 0 {
+                let rf = rec.rf_ms.unwrap_or(0);
+                match crate::refill::refill_bucket_clamped(tk, rf, now as i128, wcu.cp, wcu.ra, wcu.rp) {
+                    Some(projected) => tk = projected,
+                    None => continue,
+                }
+            }
+        }
+        let (below, ratio) = below_threshold(tk, wcu.cp);
         if !below {
             continue;
         }
-        let old = rec.shard_count;
         // An overflowing double is above any maximum.
-        let new = old.checked_mul(2).unwrap_or(i128::MAX);
+        let doubled = old.checked_mul(2).unwrap_or(i128::MAX);
+        let new = if project_to.is_some() { doubled.min(max_shards as i128) } else { doubled };
         if new > max_shards as i128 {
             Log::new(logs, LogLevel::Warning, "Proactive shard doubling capped at maximum shard count")
                 .s("entity_id", &rec.entity)

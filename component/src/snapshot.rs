@@ -105,6 +105,8 @@ struct Contribution<'c, 'a> {
     ord: usize,
     /// Above the observed watermark (always, for a fresh plan).
     kept: bool,
+    /// A soft limit's delta that left its shard in debt (`{limit}#od` + 1).
+    overdrawn: bool,
 }
 
 #[derive(Debug)]
@@ -149,6 +151,10 @@ pub struct Params<'a> {
     pub now_ms: i64,
     /// TTL days.
     pub ttl_days: u32,
+    /// Count soft-limit overdraws in `{limit}#od` (the zae-limiter 0.17
+    /// semantics): one per delta of a limit stamped `b_{limit}_soft` that
+    /// consumed (`tc` rose) and left the shard's balance below zero.
+    pub overdraws: bool,
 }
 
 /// Which part of a snapshot item a write covers: the item's key and the
@@ -263,6 +269,7 @@ pub fn plan(
                     tokens: floor_div(l.tc_delta, 1000),
                     ord,
                     kept,
+                    overdrawn: p.overdraws && l.tc_delta > 0 && l.tk < 0 && l.ext.as_deref().is_some_and(|e| e.soft),
                 });
                 ord += 1;
             }
@@ -421,6 +428,15 @@ impl<'v, 'c, 'a> ChunkView<'v, 'c, 'a> {
 
 fn item_write(item: &Item, view: &ChunkView, guard: &Guard, table: &str, ttl: i128) -> Result<Write, String> {
     let mut limits: Vec<(&str, i128)> = Vec::new();
+    // `{limit}#od` counts, in first-overdraw order.
+    let mut overdraws: Vec<(String, i128)> = Vec::new();
+    for c in view.contributions.iter().filter(|c| c.overdrawn) {
+        let name = format!("{}#od", c.limit);
+        match overdraws.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, n)) => *n += 1,
+            None => overdraws.push((name, 1)),
+        }
+    }
     for c in &view.contributions {
         match limits.iter_mut().find(|(n, _)| *n == c.limit) {
             Some((_, sum)) => {
@@ -472,6 +488,9 @@ fn item_write(item: &Item, view: &ChunkView, guard: &Guard, table: &str, ttl: i1
     for (i, (attr, _, _)) in bounds.iter().enumerate() {
         name(format!("#w{i}"), attr);
     }
+    for (i, (counter, _)) in overdraws.iter().enumerate() {
+        name(format!("#od{i}"), counter);
+    }
     values.push(Attribute::s(":eid", item.entity));
     values.push(Attribute::s(":res", item.resource));
     values.push(Attribute::s(":win", item.window.name()));
@@ -484,6 +503,9 @@ fn item_write(item: &Item, view: &ChunkView, guard: &Guard, table: &str, ttl: i1
     values.push(Attribute::n(":te", total_events));
     for (i, (_, sum)) in limits.iter().enumerate() {
         values.push(Attribute::n(format!(":l{i}"), sum));
+    }
+    for (i, (_, n)) in overdraws.iter().enumerate() {
+        values.push(Attribute::n(format!(":od{i}"), n));
     }
     let mut set = String::from(
         "SET #eid = :eid, #res = if_not_exists(#res, :res), #win = if_not_exists(#win, :win), \
@@ -512,6 +534,9 @@ fn item_write(item: &Item, view: &ChunkView, guard: &Guard, table: &str, ttl: i1
     expr.push_str(" ADD ");
     for i in 0..limits.len() {
         expr.push_str(&format!("#l{i} :l{i}, "));
+    }
+    for i in 0..overdraws.len() {
+        expr.push_str(&format!("#od{i} :od{i}, "));
     }
     expr.push_str("#te :te");
     let (entity, resource, window, key) = (item.entity, item.resource, item.window, &item.key);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::plan::{canonical_json, error_json, Batch, ObservedItem};
+use crate::plan::{canonical_json, error_json, Batch, ObservedItem, ReadOutcome, ReadResult};
 use crate::window::Window;
 
 /// One conformance vector.
@@ -33,6 +33,8 @@ pub struct Vector {
     pub event_json: String,
     /// `Some` for a `replan-snapshots` vector.
     pub observed: Option<Vec<ObservedItem>>,
+    /// `Some` for a `plan-after-reads` vector.
+    pub read_results: Option<Vec<ReadResult>>,
     /// Expected canonical plan (without the trailing newline), or the error
     /// rendered as `{"error":{"kind":...,"message":...}}`.
     pub expected: Option<String>,
@@ -71,9 +73,10 @@ pub fn bless() -> bool {
 /// Run a vector with the native planner and render the canonical answer.
 pub fn run_native(v: &Vector) -> String {
     let b = v.batch();
-    let r = match &v.observed {
-        None => crate::plan(&b),
-        Some(obs) => crate::replan_snapshots(&b, obs),
+    let r = match (&v.observed, &v.read_results) {
+        (Some(obs), _) => crate::replan_snapshots(&b, obs),
+        (None, Some(results)) => crate::plan_after_reads(&b, results),
+        (None, None) => crate::plan(&b),
     };
     match r {
         Ok(p) => canonical_json(&p),
@@ -110,6 +113,13 @@ fn parse_config(v: &Value) -> Result<Config, String> {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err("dead_letter_bucket is not a string or null".into()),
         },
+        // Vectors written before contract 0.3.0 have no `limiter`: 0.13.
+        limiter: match v.get("limiter") {
+            None | Some(Value::Null) => Some(crate::config::Limiter::V013),
+            Some(Value::String(s)) if s == "0.13" => Some(crate::config::Limiter::V013),
+            Some(Value::String(s)) if s == "0.17" => Some(crate::config::Limiter::V017),
+            Some(other) => return Err(format!("limiter {other} is not \"0.13\" or \"0.17\"")),
+        },
     })
 }
 
@@ -126,6 +136,27 @@ fn parse_observed(v: &Value) -> Result<Vec<ObservedItem>, String> {
                 other => Some(other.to_string()),
             };
             Ok(ObservedItem { write_id, item })
+        })
+        .collect()
+}
+
+fn parse_read_results(v: &Value) -> Result<Vec<ReadResult>, String> {
+    let list = v.as_array().ok_or("read_results is not a list")?;
+    list.iter()
+        .map(|r| {
+            let read_id = field(r, "read_id")?
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or("read_results read_id is not a u32")?;
+            let outcome = match field(r, "outcome")?.as_str() {
+                Some("found") => ReadOutcome::Found(field(r, "item")?.to_string()),
+                Some("missing") => ReadOutcome::Missing,
+                Some("failed") => ReadOutcome::Failed(
+                    field(r, "error")?.as_str().ok_or("read_results error is not a string")?.to_string(),
+                ),
+                _ => return Err("read_results outcome is not found, missing or failed".into()),
+            };
+            Ok(ReadResult { read_id, outcome })
         })
         .collect()
 }
@@ -149,6 +180,10 @@ pub fn load(dir: &Path) -> Result<Vector, String> {
         observed: match input.get("observed") {
             None | Some(Value::Null) => None,
             Some(o) => Some(parse_observed(o)?),
+        },
+        read_results: match input.get("read_results") {
+            None | Some(Value::Null) => None,
+            Some(r) => Some(parse_read_results(r)?),
         },
         expected,
     })

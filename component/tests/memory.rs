@@ -85,6 +85,7 @@ fn measure(attrs: usize, shards: u32) -> Heap {
         archive_bucket: None,
         max_shard_count: shards,
         dead_letter_bucket: None,
+        limiter: Some(zae_planner::config::Limiter::V013),
     };
     let batch = Batch { event_json: &event_json, config: &config, now_ms: 1_704_067_260_000, invocation_id: "m" };
     let before = CURRENT.load(Ordering::Relaxed);

@@ -730,6 +730,8 @@ impl Table {
                 self.items.insert(k, item);
                 true
             }
+            // The 0.13 semantics this table model replays plan no transactions.
+            Operation::TransactWriteItems(_) => panic!("write {} is a transaction; the model applies none", w.id),
             Operation::PutObject(_) => true,
         }
     }
@@ -1878,7 +1880,12 @@ fn handler_body_fields_come_from_counters() {
 
 #[test]
 fn handler_archival_enabled_plans_one_object_in_the_bucket() {
-    let cfg = Config::from_env([("ENABLE_ARCHIVAL", "true"), ("ARCHIVE_BUCKET_NAME", "audit-bkt")]).unwrap();
+    let cfg = Config::from_env([
+        ("ENABLE_ARCHIVAL", "true"),
+        ("ARCHIVE_BUCKET_NAME", "audit-bkt"),
+        ("ZAE_LIMITER_VERSION", "0.13"),
+    ])
+    .unwrap();
     assert_eq!(cfg.archive_bucket.as_deref(), Some("audit-bkt"));
     let rec = remove(7, audit_image("default", "user-1", "01HX", "2024-01-15T14:30:00Z"));
     let plan = plan_with(&[rec], &cfg);
@@ -1905,7 +1912,12 @@ fn handler_errors_listed_in_record_order() {
 
 #[test]
 fn handler_archival_disabled_plans_no_object() {
-    let cfg = Config::from_env([("ENABLE_ARCHIVAL", "false"), ("ARCHIVE_BUCKET_NAME", "audit-bkt")]).unwrap();
+    let cfg = Config::from_env([
+        ("ENABLE_ARCHIVAL", "false"),
+        ("ARCHIVE_BUCKET_NAME", "audit-bkt"),
+        ("ZAE_LIMITER_VERSION", "0.13"),
+    ])
+    .unwrap();
     assert_eq!(cfg.archive_bucket, None);
     let plan = plan_with(&[remove(7, audit_image("default", "user-1", "01HX", "2024-01-15T14:30:00Z"))], &cfg);
     assert!(of(&plan, Purpose::Archive).is_empty());

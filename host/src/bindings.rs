@@ -1,5 +1,5 @@
 //! The contract: host bindings generated from `wit/planner.wit` (package
-//! `zae:aggregator@0.2.0`, world `aggregator`), and the few names and
+//! `zae:aggregator@0.3.0`, world `aggregator`), and the few names and
 //! renderings the host needs for logs. The host knows the planner only
 //! through these types.
 //!
@@ -33,6 +33,16 @@ impl Window {
             Window::Hourly => "hourly",
             Window::Daily => "daily",
             Window::Monthly => "monthly",
+        }
+    }
+}
+
+impl LimiterSemantics {
+    /// The `ZAE_LIMITER_VERSION` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimiterSemantics::V013 => "0.13",
+            LimiterSemantics::V017 => "0.17",
         }
     }
 }
@@ -81,6 +91,7 @@ impl PlanError {
             PlanError::RecordsNotList => "Records is not a list".into(),
             PlanError::BadConfig(e) => format!("bad config: {}", e.message),
             PlanError::UnknownWriteId(id) => format!("write {id} is not a write of this batch's plan"),
+            PlanError::UnknownReadId(id) => format!("read {id} is not a read of this batch's plan"),
             PlanError::UnknownRecordIndex(i) => format!("record {i} is not a record of this batch"),
         }
     }

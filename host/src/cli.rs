@@ -245,9 +245,13 @@ async fn run_plan(args: &PlanArgs, vars: &[(String, String)]) -> u8 {
             return e.code;
         }
     };
+    // The plan command reads no table: without ZAE_LIMITER_VERSION it plans
+    // with the 0.13 semantics (docs/host.md#commands).
+    let mut config = settings.config.clone();
+    config.limiter = Some(crate::limiter::or_default(config.limiter));
     let batch = Batch {
         event_json: &event,
-        config: &settings.config,
+        config: &config,
         now_ms: args.event.now_ms.unwrap_or_else(lambda::now_ms),
         invocation_id: &args.event.request_id,
     };
@@ -300,6 +304,11 @@ async fn run_invoke(args: &InvokeArgs, vars: &[(String, String)]) -> u8 {
         }
     };
     let executor = Executor::from_env(settings.executor_options()).await;
+    let mut settings = settings;
+    if let Err(m) = crate::limiter::choose(&planner, executor.dynamodb(), &mut settings).await {
+        eprintln!("zae-aggregator: {m}");
+        return EXIT_BAD_INPUT;
+    }
     let app = App { planner, executor, settings };
     let now_ms = args.event.now_ms.unwrap_or_else(lambda::now_ms);
     let function_name =
@@ -356,6 +365,15 @@ async fn run_lambda(vars: &[(String, String)]) -> u8 {
         }
     };
     let executor = Executor::from_env(settings.executor_options()).await;
+    let mut settings = settings;
+    if let Err(m) = crate::limiter::choose(&planner, executor.dynamodb(), &mut settings).await {
+        eprintln!("zae-aggregator: {m}");
+        let api = var(vars, "AWS_LAMBDA_RUNTIME_API").unwrap_or_default();
+        if let Err(report) = lambda::report_init_error(api, "InvalidConfiguration", &m).await {
+            eprintln!("zae-aggregator: could not report the error to the runtime API at {api}: {report}");
+        }
+        return EXIT_BAD_INPUT;
+    }
     let app = Arc::new(App { planner, executor, settings });
     logging::emit(
         LogLevel::Info,

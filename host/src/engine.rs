@@ -20,7 +20,10 @@ use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsB
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::bindings::{self as wit, Batch, BatchPlan, ConfigError, ObservedItem, PlanError, RecordFailure, Write};
+use crate::bindings::{
+    self as wit, Batch, BatchPlan, ConfigError, LimiterChoice, ObservedItem, PlanError, ReadResult, RecordFailure,
+    Write,
+};
 
 /// The planner component, built by `build.rs` for `wasm32-wasip2`.
 pub static COMPONENT_WASM: &[u8] = include_bytes!(env!("ZAE_COMPONENT_PATH"));
@@ -266,6 +269,29 @@ impl Planner {
     ) -> Result<Result<BatchPlan, PlanError>, CallError> {
         let (mut store, instance) = self.instantiate().await?;
         let result = instance.zae_aggregator_planner().call_replan_snapshots(&mut store, batch.clone(), observed).await;
+        result.map_err(|e| self.call_error(&store, e))
+    }
+
+    /// Plan the writes that waited on the plan's reads (see the contract's
+    /// `plan-after-reads`), in a fresh instance.
+    pub async fn plan_after_reads(
+        &self,
+        batch: &Batch<'_>,
+        results: &[ReadResult<'_>],
+    ) -> Result<Result<BatchPlan, PlanError>, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let result = instance.zae_aggregator_planner().call_plan_after_reads(&mut store, batch.clone(), results).await;
+        result.map_err(|e| self.call_error(&store, e))
+    }
+
+    /// The semantics a table's version record calls for (see the contract's
+    /// `limiter-from-version-record`), in a fresh instance.
+    pub async fn limiter_from_version_record(
+        &self,
+        item: Option<&str>,
+    ) -> Result<Result<LimiterChoice, ConfigError>, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let result = instance.zae_aggregator_planner().call_limiter_from_version_record(&mut store, item).await;
         result.map_err(|e| self.call_error(&store, e))
     }
 

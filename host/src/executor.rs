@@ -28,6 +28,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_s3::primitives::ByteStream;
@@ -35,7 +36,8 @@ use tokio::task::JoinSet;
 
 use crate::bindings::{
     Attribute, Batch, ExpressionName, FailurePolicy, LogEntry, LogField, ObservedItem, OnConditionFailure, Operation,
-    Purpose, PutItem, PutObject, RecordFailure, RecordOutcome, RecordStatus, UpdateItem, Write,
+    Purpose, PutItem, PutObject, Read, ReadOutcome, ReadResult, RecordFailure, RecordOutcome, RecordStatus,
+    TransactItem, UpdateItem, Write,
 };
 use crate::dynamo_json::{attrs_to_map, item_to_json};
 use crate::engine::Planner;
@@ -154,6 +156,8 @@ pub struct Report {
     pub requests: u32,
     /// `replan-snapshots` calls made.
     pub replan_rounds: u32,
+    /// Reads made for `plan-after-reads`.
+    pub reads: u32,
     /// Writes executed from re-plans.
     pub replanned_writes: u32,
     /// Condition failures of `ignore` writes.
@@ -642,11 +646,131 @@ impl Executor {
         writes: Vec<Write>,
         outcomes: &[RecordOutcome],
     ) -> Report {
+        self.execute_plan(planner, batch, writes, &[], outcomes).await
+    }
+
+    /// [`Executor::execute`] for a plan that also asks for reads: once the
+    /// writes have run, the reads are made (strongly consistent GetItems,
+    /// concurrently), their results go to `planner.plan_after_reads`, and the
+    /// writes it answers are executed the same way (their results extend the
+    /// report's `writes`, by id).
+    pub async fn execute_plan(
+        &self,
+        planner: &Planner,
+        batch: &Batch<'_>,
+        writes: Vec<Write>,
+        reads: &[Read],
+        outcomes: &[RecordOutcome],
+    ) -> Report {
         let mut report = Report { writes: vec![WriteResult::Pending; writes.len()], ..Report::default() };
+        let mut metas = self.run_writes(planner, batch, writes, outcomes, &mut report).await;
+        if !reads.is_empty() && !self.time_is_up() {
+            let results = self.read_all(reads).await;
+            report.reads += count(reads.len());
+            report.requests += count(reads.len());
+            let wit_results: Vec<ReadResult<'_>> = results.iter().map(OwnedReadResult::as_wit).collect();
+            match planner.plan_after_reads(batch, &wit_results).await {
+                Ok(Ok(after)) => {
+                    report.replan_logs.extend(after.logs.iter().cloned());
+                    let first = report.writes.len();
+                    for w in &after.writes {
+                        let slot = w.id as usize;
+                        if slot >= report.writes.len() {
+                            report.writes.resize(slot + 1, WriteResult::Pending);
+                        }
+                    }
+                    // Ids below the first new slot would collide with the plan's own.
+                    let (ok, bad): (Vec<Write>, Vec<Write>) =
+                        after.writes.into_iter().partition(|w| w.id as usize >= first);
+                    if !bad.is_empty() {
+                        report.errors.push(format!(
+                            "plan-after-reads returned {} writes whose ids collide with the plan's; not executed",
+                            bad.len()
+                        ));
+                    }
+                    metas.extend(self.run_writes(planner, batch, ok, outcomes, &mut report).await);
+                    // Slots of ids the answer skipped never had a write.
+                    for slot in report.writes.iter_mut().skip(first) {
+                        if *slot == WriteResult::Pending {
+                            *slot = WriteResult::ConditionIgnored;
+                        }
+                    }
+                    for meta in &metas {
+                        if report.writes.get(meta.id as usize) == Some(&WriteResult::Pending) {
+                            report.fail(meta, Failure::transient("the write did not finish"));
+                        }
+                    }
+                }
+                Ok(Err(e)) => report.errors.push(format!("plan-after-reads refused the reads: {}", e.message())),
+                Err(e) => report.errors.push(format!("the plan-after-reads call failed: {e}")),
+            }
+        }
+        if !self.time_is_up() {
+            self.dead_letter(planner, batch, &mut report).await;
+        }
+        report.deadline_reached = self.time_is_up();
+        // Every write has ended one way or another; one that somehow has not
+        // fails like any unfinished write, so its records are retried.
+        for meta in &metas {
+            if report.writes.get(meta.id as usize) == Some(&WriteResult::Pending) {
+                report.fail(meta, Failure::transient("the write did not finish"));
+            }
+        }
+        report
+    }
+
+    /// Make every read, concurrently (at most `concurrency` at once).
+    async fn read_all(&self, reads: &[Read]) -> Vec<OwnedReadResult> {
+        let limit = self.options.concurrency.max(1);
+        let mut out = Vec::with_capacity(reads.len());
+        for chunk in reads.chunks(limit) {
+            let mut tasks = JoinSet::new();
+            for (i, read) in chunk.iter().enumerate() {
+                let (ddb, read, deadline) = (self.ddb.clone(), read.clone(), self.deadline);
+                tasks.spawn(async move {
+                    let result = match deadline {
+                        None => read_item(&ddb, &read).await,
+                        Some(at) => match tokio::time::timeout_at(at.into(), read_item(&ddb, &read)).await {
+                            Ok(r) => r,
+                            Err(_) => OwnedReadResult {
+                                read_id: read.id,
+                                outcome: OwnedReadOutcome::Failed(DEADLINE_STOPPED.into()),
+                            },
+                        },
+                    };
+                    (i, result)
+                });
+            }
+            let mut results: Vec<Option<OwnedReadResult>> = (0..chunk.len()).map(|_| None).collect();
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok((i, r)) = joined {
+                    results[i] = Some(r);
+                }
+            }
+            for (read, r) in chunk.iter().zip(results) {
+                out.push(r.unwrap_or(OwnedReadResult {
+                    read_id: read.id,
+                    outcome: OwnedReadOutcome::Failed("the read task failed".into()),
+                }));
+            }
+        }
+        out
+    }
+
+    /// Run `writes` (resolving watermark conflicts), recording each
+    /// outcome in `report`; returns their metadata.
+    async fn run_writes(
+        &self,
+        planner: &Planner,
+        batch: &Batch<'_>,
+        writes: Vec<Write>,
+        outcomes: &[RecordOutcome],
+        report: &mut Report,
+    ) -> Vec<WriteMeta> {
         let (metas, ops): (Vec<WriteMeta>, Vec<Operation>) = writes.into_iter().map(WriteMeta::split).unzip();
         let resolve: Vec<bool> =
             metas.iter().map(|m| m.on_condition_failure == OnConditionFailure::ResolveWatermarks).collect();
-        let attempts = self.run(ops.into_iter().zip(resolve).collect()).await;
+        let attempts = self.run_ordered(ops.into_iter().zip(resolve).collect()).await;
         let mut conflicts = Conflicts::default();
         for (meta, attempt) in metas.iter().zip(attempts) {
             if attempt.sent {
@@ -670,19 +794,8 @@ impl Executor {
                 },
             }
         }
-        self.resolve(planner, batch, &metas, outcomes, conflicts, &mut report).await;
-        if !self.time_is_up() {
-            self.dead_letter(planner, batch, &mut report).await;
-        }
-        report.deadline_reached = self.time_is_up();
-        // Every write has ended one way or another; one that somehow has not
-        // fails like any unfinished write, so its records are retried.
-        for meta in &metas {
-            if report.writes.get(meta.id as usize) == Some(&WriteResult::Pending) {
-                report.fail(meta, Failure::transient("the write did not finish"));
-            }
-        }
-        report
+        self.resolve(planner, batch, &metas, outcomes, conflicts, report).await;
+        metas
     }
 
     /// Store the records that can never be applied in the dead letter (the
@@ -743,7 +856,7 @@ impl Executor {
         mut conflicts: Conflicts,
         report: &mut Report,
     ) {
-        let meta_of = |id: u32| metas.get(id as usize).filter(|m| m.id == id);
+        let meta_of = |id: u32| metas.iter().find(|m| m.id == id);
         let fail_all = |report: &mut Report, conflicts: &Conflicts, message: &str| {
             for &id in conflicts.0.keys() {
                 if let Some(m) = meta_of(id) {
@@ -825,6 +938,34 @@ impl Executor {
         }
     }
 
+    /// [`Executor::run`] with the contract's one ordering rule: every
+    /// `TransactWriteItems` runs after the other operations, one at a time,
+    /// in plan order. A plan's transactions share items (the shard clones of
+    /// one bucket all check the owner's META item, and may debit donors the
+    /// plan's updates also raise); run concurrently, DynamoDB would cancel
+    /// all but one of them (`TransactionConflict`). Results in input order.
+    async fn run_ordered(&self, ops: Vec<(Operation, bool)>) -> Vec<Attempt> {
+        let is_tx = |op: &Operation| matches!(op, Operation::TransactWriteItems(_));
+        if !ops.iter().any(|(op, _)| is_tx(op)) {
+            return self.run(ops).await;
+        }
+        let total = ops.len();
+        type Indexed = Vec<(usize, (Operation, bool))>;
+        let (txs, rest): (Indexed, Indexed) = ops.into_iter().enumerate().partition(|(_, (op, _))| is_tx(op));
+        let mut results: Vec<Option<Attempt>> = (0..total).map(|_| None).collect();
+        let (rest_index, rest_ops): (Vec<usize>, Vec<(Operation, bool)>) = rest.into_iter().unzip();
+        for (i, attempt) in rest_index.into_iter().zip(self.run(rest_ops).await) {
+            results[i] = Some(attempt);
+        }
+        for (i, op) in txs {
+            results[i] = self.run(vec![op]).await.pop();
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Attempt { sent: false, outcome: Outcome::Failed(Failure::transient("not run")) }))
+            .collect()
+    }
+
     /// Send each operation (with whether it resolves watermarks)
     /// concurrently, at most `concurrency` at once; results in order. Each
     /// operation is moved into its task.
@@ -902,6 +1043,7 @@ async fn send(ddb: &aws_sdk_dynamodb::Client, s3: &aws_sdk_s3::Client, op: Opera
         Operation::UpdateItem(u) => update_item(ddb, &u, resolve).await,
         Operation::PutItem(p) => put_item(ddb, &p, resolve).await,
         Operation::PutObject(o) => put_object(s3, o).await,
+        Operation::TransactWriteItems(items) => transact_write_items(ddb, &items).await,
     };
     match result {
         Ok(outcome) => {
@@ -990,6 +1132,113 @@ async fn put_item(ddb: &aws_sdk_dynamodb::Client, p: &PutItem, resolve: bool) ->
             _ => Outcome::Failed(describe_error(&err)),
         },
     })
+}
+
+/// One TransactWriteItems request. A cancellation whose every reason is
+/// `None` or `ConditionalCheckFailed` is a failed condition (the planned
+/// transaction met an item that had moved on); any other reason
+/// (`TransactionConflict`, throttling, ...) fails the write like any error.
+async fn transact_write_items(ddb: &aws_sdk_dynamodb::Client, items: &[TransactItem]) -> Result<Outcome, String> {
+    use aws_sdk_dynamodb::types::{self as ty, TransactWriteItem};
+    let mut actions = Vec::with_capacity(items.len());
+    for item in items {
+        let action = match item {
+            TransactItem::Put(p) => TransactWriteItem::builder().put(
+                ty::Put::builder()
+                    .table_name(&p.table_name)
+                    .set_item(Some(attrs_to_map(&p.item).map_err(|e| format!("invalid item: {e}"))?))
+                    .set_condition_expression(p.condition_expression.clone())
+                    .set_expression_attribute_names(names_map(&p.names)?)
+                    .set_expression_attribute_values(values_map(&p.values)?)
+                    .build()
+                    .map_err(|e| format!("invalid transaction put: {e}"))?,
+            ),
+            TransactItem::Update(u) => TransactWriteItem::builder().update(
+                ty::Update::builder()
+                    .table_name(&u.table_name)
+                    .set_key(Some(attrs_to_map(&u.key).map_err(|e| format!("invalid key: {e}"))?))
+                    .update_expression(&u.update_expression)
+                    .set_condition_expression(u.condition_expression.clone())
+                    .set_expression_attribute_names(names_map(&u.names)?)
+                    .set_expression_attribute_values(values_map(&u.values)?)
+                    .build()
+                    .map_err(|e| format!("invalid transaction update: {e}"))?,
+            ),
+            TransactItem::ConditionCheck(c) => TransactWriteItem::builder().condition_check(
+                ty::ConditionCheck::builder()
+                    .table_name(&c.table_name)
+                    .set_key(Some(attrs_to_map(&c.key).map_err(|e| format!("invalid key: {e}"))?))
+                    .condition_expression(&c.condition_expression)
+                    .set_expression_attribute_names(names_map(&c.names)?)
+                    .set_expression_attribute_values(values_map(&c.values)?)
+                    .build()
+                    .map_err(|e| format!("invalid condition check: {e}"))?,
+            ),
+        };
+        actions.push(action.build());
+    }
+    Ok(match ddb.transact_write_items().set_transact_items(Some(actions)).send().await {
+        Ok(_) => Outcome::Applied,
+        Err(err) => match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(e))
+                if e.cancellation_reasons()
+                    .iter()
+                    .all(|r| matches!(r.code(), None | Some("None") | Some("ConditionalCheckFailed"))) =>
+            {
+                Outcome::ConditionFailed(None)
+            }
+            _ => Outcome::Failed(describe_error(&err)),
+        },
+    })
+}
+
+/// What a read found, owned (the contract's `read-outcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedReadOutcome {
+    /// The item as DynamoDB JSON.
+    Found(String),
+    /// No such item.
+    Missing,
+    /// The read failed; the error.
+    Failed(String),
+}
+
+/// The answer to one read, owned (the contract's `read-result`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedReadResult {
+    /// The read's id.
+    pub read_id: u32,
+    /// What it found.
+    pub outcome: OwnedReadOutcome,
+}
+
+impl OwnedReadResult {
+    /// The contract's form, borrowing from `self`.
+    pub fn as_wit(&self) -> ReadResult<'_> {
+        let outcome = match &self.outcome {
+            OwnedReadOutcome::Found(item) => ReadOutcome::Found(item),
+            OwnedReadOutcome::Missing => ReadOutcome::Missing,
+            OwnedReadOutcome::Failed(why) => ReadOutcome::Failed(why),
+        };
+        ReadResult { read_id: self.read_id, outcome }
+    }
+}
+
+/// One strongly consistent GetItem for the planner (`plan-after-reads`).
+pub async fn read_item(ddb: &aws_sdk_dynamodb::Client, read: &Read) -> OwnedReadResult {
+    let outcome = match attrs_to_map(&read.key) {
+        Err(e) => OwnedReadOutcome::Failed(format!("invalid key: {e}")),
+        Ok(key) => {
+            match ddb.get_item().table_name(&read.table_name).set_key(Some(key)).consistent_read(true).send().await {
+                Ok(out) => match out.item() {
+                    Some(item) => OwnedReadOutcome::Found(item_to_json(item)),
+                    None => OwnedReadOutcome::Missing,
+                },
+                Err(err) => OwnedReadOutcome::Failed(describe_error(&err).message),
+            }
+        }
+    };
+    OwnedReadResult { read_id: read.id, outcome }
 }
 
 async fn put_object(s3: &aws_sdk_s3::Client, o: PutObject) -> Result<Outcome, String> {

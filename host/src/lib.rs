@@ -10,6 +10,7 @@
 //! * [`executor`]: runs a plan's writes with aws-sdk-dynamodb / aws-sdk-s3.
 //! * [`handler`]: one invocation: plan, execute, Lambda response.
 //! * [`settings`]: the process configuration from the environment.
+//! * [`limiter`]: which zae-limiter semantics to serve, chosen at start-up.
 //! * [`logging`]: JSON-lines logs through tracing.
 //! * [`lambda`]: the custom-runtime loop.
 //! * [`cli`]: the command line.
@@ -21,6 +22,7 @@ pub mod engine;
 pub mod executor;
 pub mod handler;
 pub mod lambda;
+pub mod limiter;
 pub mod logging;
 pub mod settings;
 

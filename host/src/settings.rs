@@ -43,6 +43,7 @@ pub const PLANNER_VARS: &[&str] = &[
     "ARCHIVE_BUCKET_NAME",
     "MAX_SHARD_COUNT",
     "DEAD_LETTER_BUCKET",
+    "ZAE_LIMITER_VERSION",
 ];
 
 /// An inclusive range of accepted values and the default of one numeric variable.

@@ -7,15 +7,18 @@ use std::process::{Command, Output};
 use serde_json::{json, Value};
 use zae_planner::vector::{default_root, load_all, Vector};
 
-/// The binary with a clean environment: no planner or host variables, a
-/// region and static credentials so the AWS SDK never probes anything.
+/// The binary with a clean environment: no planner or host variables but
+/// `ZAE_LIMITER_VERSION` (so `invoke` reads no version record: these tests
+/// make no AWS call), a region and static credentials so the AWS SDK never
+/// probes anything.
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zae-aggregator"));
     c.env_clear()
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("ZAE_LIMITER_VERSION", "0.13");
     c
 }
 
@@ -56,6 +59,9 @@ fn config_env(c: &mut Command, v: &Vector) {
         None => c.env("ENABLE_ARCHIVAL", "false"),
     };
     c.env("DEAD_LETTER_BUCKET", v.config.dead_letter_bucket.as_deref().unwrap_or("none"));
+    if let Some(l) = v.config.limiter {
+        c.env("ZAE_LIMITER_VERSION", l.name());
+    }
 }
 
 #[test]
@@ -110,12 +116,13 @@ fn plan_reproduces_every_conformance_vector() {
     let vectors = load_all(&default_root()).unwrap();
     let mut checked = 0;
     for v in &vectors {
-        // Re-plan vectors need observed items; a config without windows, or
+        // Re-plan and after-reads vectors need observed items or read
+        // results; a config without windows, or
         // with a NUL character (rendering vectors), cannot be written as
         // environment variables.
         let has_nul =
             v.config.table_name.contains('\0') || v.config.archive_bucket.as_deref().is_some_and(|b| b.contains('\0'));
-        if v.observed.is_some() || v.config.windows.is_empty() || has_nul {
+        if v.observed.is_some() || v.read_results.is_some() || v.config.windows.is_empty() || has_nul {
             continue;
         }
         let expected = v.expected.as_ref().unwrap_or_else(|| panic!("{}: no plan.json", v.name));
@@ -223,6 +230,7 @@ fn invoke_an_empty_batch() {
     assert_eq!(
         messages,
         [
+            "Serving zae-limiter semantics",
             "Lambda invocation started",
             "Batch processing started",
             "Batch planned",
@@ -230,6 +238,9 @@ fn invoke_an_empty_batch() {
             "Lambda invocation completed"
         ]
     );
+    assert_eq!(logs[0]["zae_limiter_version"], "0.13");
+    assert_eq!(logs[0]["reason"], "ZAE_LIMITER_VERSION=0.13");
+    let logs = &logs[1..];
     assert_eq!(logs[0]["request_id"], "req-42");
     assert_eq!(logs[0]["now_ms"], 1_704_067_200_000i64);
     assert_eq!(logs[0]["logger"], "zae_aggregator.handler");
@@ -261,5 +272,5 @@ fn invoke_an_empty_batch() {
     assert_eq!(response, expected);
     assert!(o.stdout.is_empty(), "{}", text(&o.stdout));
     let o = run(bin().args(["invoke", "-o"]).arg(&out).arg(&event));
-    assert_eq!(json_lines(&text(&o.stdout)).len(), 5);
+    assert_eq!(json_lines(&text(&o.stdout)).len(), 6);
 }

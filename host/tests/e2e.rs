@@ -43,6 +43,12 @@ const STATE_VECTORS: &[(&str, Start)] = &[
     ("malformed-records", Start::LatestImages),
     ("real-batch-1000", Start::Fixture),
     ("real-malformed-skips", Start::Fixture),
+    ("v17-reset-edge", Start::LatestImages),
+    ("v17-window-roll", Start::LatestImages),
+    ("v17-vu-restamp", Start::LatestImages),
+    ("v17-deferred-wcu-credit", Start::LatestImages),
+    ("v17-schedule-absolute", Start::LatestImages),
+    ("v17-soft-overdraw", Start::LatestImages),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +152,9 @@ fn invoke(moto: &Moto, v: &Vector, event: &Path, extra_env: &[(&str, &str)]) -> 
         Some(b) => c.env("ENABLE_ARCHIVAL", "true").env("ARCHIVE_BUCKET_NAME", b),
         None => c.env("ENABLE_ARCHIVAL", "false"),
     };
+    if let Some(l) = v.config.limiter {
+        c.env("ZAE_LIMITER_VERSION", l.name());
+    }
     c.envs(extra_env.iter().copied());
     c.args(["invoke", "--now-ms", &v.now_ms.to_string(), "--request-id", &v.invocation_id, "--output"])
         .arg(&out)
@@ -632,4 +641,112 @@ async fn a_snapshot_item_fed_by_a_hundred_shards_is_written_in_chunks_exactly_on
     assert_eq!(n(hourly, "total_events"), 100, "every shard's record counted once");
     let watermarks = hourly.keys().filter(|k| k.starts_with("wm#")).count();
     assert_eq!(watermarks, 100);
+}
+
+/// The version record zae-limiter keeps in its table.
+fn version_record(lambda_version: &str) -> String {
+    json!({"PK": {"S": "_/SYSTEM#"}, "SK": {"S": "#VERSION"}, "schema_version": {"S": "0.10.0"},
+           "lambda_version": {"S": lambda_version}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn the_tables_version_record_chooses_the_semantics_when_unset() {
+    let v = vector("v17-soft-overdraw");
+    let od = |table: &[Value]| {
+        table
+            .iter()
+            .filter(|i| i["SK"]["S"].as_str().is_some_and(|sk| sk.starts_with("#USAGE#")))
+            .filter_map(|i| i.get("tpm#od"))
+            .count()
+    };
+    for (record, configured, want, overdraws) in [
+        (Some("0.17.0"), None, "0.17", 2),
+        (Some("0.13.0"), None, "0.13", 0),
+        (None, None, "0.13", 0),
+        (Some("0.17.0"), Some("0.13"), "0.13", 0),
+    ] {
+        let moto = prepared(&v, Start::LatestImages).await;
+        if let Some(r) = record {
+            moto.put_item(&v.config.table_name, &version_record(r)).await;
+        }
+        // Unset unless configured: the vector's own 0.17 is overridden.
+        let env: Vec<(&str, &str)> = vec![("ZAE_LIMITER_VERSION", configured.unwrap_or(""))];
+        let run = invoke(&moto, &v, &event_path(&v), &env);
+        assert_eq!(run.code, 0, "{record:?}: {:?}", run.logs);
+        let chose = run.logs.iter().find(|l| l["message"] == "Serving zae-limiter semantics").expect("logged");
+        assert_eq!(chose["zae_limiter_version"], want, "{record:?} {configured:?}: {chose}");
+        assert_eq!(od(&table_state(&moto, &v.config.table_name).await), overdraws, "{record:?} {configured:?}");
+    }
+    // A version record that is not a version stops the function at start-up.
+    let moto = prepared(&v, Start::LatestImages).await;
+    moto.put_item(&v.config.table_name, &version_record("banana")).await;
+    let run = invoke(&moto, &v, &event_path(&v), &[("ZAE_LIMITER_VERSION", "")]);
+    assert_eq!(run.code, 2);
+}
+
+/// The old shards of the after-reads vectors' bucket, as they are read.
+fn old_shards(v: &Vector) -> Vec<String> {
+    let input: Value = serde_json::from_str(&std::fs::read_to_string(v.dir.join("input.json")).unwrap()).unwrap();
+    input["read_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "found")
+        .map(|r| r["item"].to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn quota_clones_are_funded_by_moves_in_one_transaction_with_the_owner_check() {
+    let v = vector("v17-after-reads-quota-clones");
+    let table = &v.config.table_name;
+    let moto = prepared(&v, Start::LatestImages).await;
+    // Shard 0 as the reads see it (the vector's read results), and shard 1.
+    for item in old_shards(&v) {
+        moto.put_item(table, &item).await;
+    }
+    let run = invoke(&moto, &v, &event_path(&v), &[]);
+    assert_eq!(run.code, 0, "{:?}", run.logs);
+    let items = moto.scan(table).await;
+    let shard = |i: usize| get(&items, &format!("ns/BUCKET#k1#gpt-4#{i}"), "#STATE");
+    // Shard 1 raised with its grant frozen at the count it was granted at.
+    assert_eq!((n(shard(1), "shard_count"), n(shard(1), "b_rpd_gc")), (4, 2));
+    // Shards 2 and 3 each took one share (25 tokens) off their parent.
+    for (clone, donor, before) in [(2, 0, 30_000), (3, 1, 40_000)] {
+        assert_eq!(n(shard(clone), "b_rpd_tk"), 25_000, "clone {clone}");
+        assert_eq!(n(shard(clone), "b_rpd_gc"), 4, "clone {clone}");
+        assert_eq!(n(shard(donor), "b_rpd_tk"), before - 25_000, "donor {donor}");
+    }
+    // Run again: the clones exist, so their transactions are cancelled and
+    // no donor is debited twice.
+    let run = invoke(&moto, &v, &event_path(&v), &[]);
+    assert_eq!(run.code, 0);
+    let again = moto.scan(table).await;
+    for i in 0..4 {
+        let (pk, sk) = (format!("ns/BUCKET#k1#gpt-4#{i}"), "#STATE");
+        assert_eq!(n(get(&again, &pk, sk), "b_rpd_tk"), n(get(&items, &pk, sk), "b_rpd_tk"), "shard {i}");
+    }
+}
+
+#[tokio::test]
+async fn a_clone_whose_owner_moved_is_not_created() {
+    let v = vector("v17-propagation-clones");
+    let table = &v.config.table_name;
+    for (pgen, created) in [(2, true), (3, false)] {
+        let moto = prepared(&v, Start::LatestImages).await;
+        let meta = json!({"PK": {"S": "ns/ENTITY#k1"}, "SK": {"S": "#META"}, "pgen": {"N": pgen.to_string()},
+                          "pinc": {"S": "2026-01-31T23:56:30Z"}, "parent_id": {"S": "proj-a"}});
+        moto.put_item(table, &meta.to_string()).await;
+        let run = invoke(&moto, &v, &event_path(&v), &[]);
+        assert_eq!(run.code, 0, "{:?}", run.logs);
+        let items = moto.scan(table).await;
+        for shard in [2, 3] {
+            let clone = find(&items, &format!("ns/BUCKET#k1#gpt-4#{shard}"), "#STATE");
+            assert_eq!(clone.is_some(), created, "META pgen {pgen}, shard {shard}");
+            if let Some(c) = clone {
+                assert_eq!((n(c, "shard_count"), n(c, "b_rpm_tk"), n(c, "b_rpm_tc")), (4, 15_000, 0));
+            }
+        }
+    }
 }

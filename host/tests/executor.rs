@@ -743,3 +743,103 @@ async fn a_refill_refused_for_good_fails_no_record_and_is_not_dead_lettered() {
     assert!(moto.list_objects("dead-letters").await.is_empty(), "a best-effort write's records are not poison");
     assert!(report.is_success());
 }
+
+/// A planned transaction (contract 0.3.0): a conditional Put and a
+/// ConditionCheck on another item, as the 0.17 semantics' shard clones are.
+fn clone_transaction(table: &str, check_pgen: i64) -> zae_aggregator::bindings::Write {
+    use zae_aggregator::bindings::{
+        Attribute, ConditionCheck, ExpressionName, FailurePolicy, OnConditionFailure, PutItem, TransactItem, Write,
+    };
+    let a = |name: &str, value: &str| Attribute { name: name.into(), value: value.into() };
+    Write {
+        id: 0,
+        purpose: Purpose::ShardPropagate,
+        failure_policy: FailurePolicy::BestEffort,
+        on_condition_failure: OnConditionFailure::Ignore,
+        target: format!("{table} clone"),
+        records: vec![0],
+        operation: Operation::TransactWriteItems(vec![
+            TransactItem::Put(PutItem {
+                table_name: table.into(),
+                item: vec![
+                    a("PK", r#"{"S":"ns/BUCKET#e#r#1"}"#),
+                    a("SK", r##"{"S":"#STATE"}"##),
+                    a("b_tpm_tk", r#"{"N":"500"}"#),
+                ],
+                condition_expression: Some("attribute_not_exists(#pk)".into()),
+                names: vec![ExpressionName { placeholder: "#pk".into(), name: "PK".into() }],
+                values: vec![],
+            }),
+            TransactItem::ConditionCheck(ConditionCheck {
+                table_name: table.into(),
+                key: vec![a("PK", r#"{"S":"ns/ENTITY#e"}"#), a("SK", r##"{"S":"#META"}"##)],
+                condition_expression: "#g = :g".into(),
+                names: vec![ExpressionName { placeholder: "#g".into(), name: "pgen".into() }],
+                values: vec![a(":g", &format!(r#"{{"N":"{check_pgen}"}}"#))],
+            }),
+        ]),
+        on_applied: vec![],
+        on_failed: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_applies_whole_or_counts_as_a_failed_condition() {
+    let moto = Moto::start();
+    let table = "tx-table";
+    moto.create_table(table).await;
+    moto.put_item(table, r##"{"PK":{"S":"ns/ENTITY#e"},"SK":{"S":"#META"},"pgen":{"N":"3"}}"##).await;
+    let owned = common::OwnedBatch {
+        event_json: "{\"Records\":[]}".into(),
+        config: config(table),
+        now_ms: 0,
+        invocation_id: "tx".into(),
+    };
+    let batch = owned.batch();
+    let exec = executor(&moto, ExecutorOptions::default());
+
+    // The owner moved (pgen 3, not 2): the whole transaction is cancelled,
+    // which the plan's `ignore` turns into a counted condition failure.
+    let report = exec.execute(common::planner(), &batch, vec![clone_transaction(table, 2)], &[]).await;
+    assert_eq!(report.writes, vec![WriteResult::ConditionIgnored], "{report:?}");
+    assert!(find(&moto.scan(table).await, "ns/BUCKET#e#r#1", "#STATE").is_none(), "nothing of it was written");
+
+    let report = exec.execute(common::planner(), &batch, vec![clone_transaction(table, 3)], &[]).await;
+    assert_eq!(report.writes, vec![WriteResult::Applied], "{report:?}");
+    assert_eq!(report.shard_propagations_applied, 1);
+    assert_eq!(n(get(&moto.scan(table).await, "ns/BUCKET#e#r#1", "#STATE"), "b_tpm_tk"), 500);
+
+    // Again: the Put's attribute_not_exists fails, so does the transaction.
+    let report = exec.execute(common::planner(), &batch, vec![clone_transaction(table, 3)], &[]).await;
+    assert_eq!(report.writes, vec![WriteResult::ConditionIgnored], "{report:?}");
+    assert!(report.failed_records.is_empty() && report.best_effort_failures == 0, "{report:?}");
+}
+
+#[tokio::test]
+async fn a_read_finds_an_item_or_says_it_is_missing() {
+    use zae_aggregator::bindings::{Attribute, Read};
+    use zae_aggregator::executor::{read_item, OwnedReadOutcome};
+    let moto = Moto::start();
+    let table = "read-table";
+    moto.create_table(table).await;
+    moto.put_item(table, r##"{"PK":{"S":"a"},"SK":{"S":"#STATE"},"shard_count":{"N":"4"}}"##).await;
+    let read = |pk: &str| Read {
+        id: 7,
+        table_name: table.into(),
+        key: vec![
+            Attribute { name: "PK".into(), value: format!(r#"{{"S":"{pk}"}}"#) },
+            Attribute { name: "SK".into(), value: r##"{"S":"#STATE"}"##.into() },
+        ],
+        records: vec![0],
+        target: String::new(),
+    };
+    let found = read_item(&moto.ddb_client(), &read("a")).await;
+    assert_eq!(found.read_id, 7);
+    let OwnedReadOutcome::Found(item) = found.outcome else { panic!("{found:?}") };
+    let item: Value = serde_json::from_str(&item).unwrap();
+    assert_eq!(item["shard_count"], json!({"N": "4"}));
+    assert_eq!(read_item(&moto.ddb_client(), &read("b")).await.outcome, OwnedReadOutcome::Missing);
+    let mut broken = read("a");
+    broken.table_name = "no-such-table".into();
+    assert!(matches!(read_item(&moto.ddb_client(), &broken).await.outcome, OwnedReadOutcome::Failed(_)));
+}

@@ -149,7 +149,8 @@ async fn read_chunked(reader: &mut BufReader<TcpStream>) -> Vec<u8> {
 }
 
 /// The binary in Lambda mode (no subcommand) against `api`, with a clean
-/// environment plus `extra`.
+/// environment plus `extra`; `ZAE_LIMITER_VERSION` is set (`extra` may
+/// blank it), so the runtime reads no version record from a table.
 fn spawn(api: &RuntimeApi, args: &[&str], extra: &[(&str, &str)]) -> Child {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zae-aggregator"));
     c.args(args)
@@ -162,6 +163,7 @@ fn spawn(api: &RuntimeApi, args: &[&str], extra: &[(&str, &str)]) -> Child {
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("ZAE_LIMITER_VERSION", "0.13")
         .envs(extra.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -263,4 +265,21 @@ async fn an_invalid_configuration_is_an_init_error() {
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
     assert!(stderr.contains("invalid configuration: SNAPSHOT_WINDOWS"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_unreadable_version_record_is_an_init_error() {
+    let mut api = RuntimeApi::start("{\"Records\": []}".into()).await;
+    let endpoint = format!("http://{}", unused_port().await);
+    let extra = [("ZAE_LIMITER_VERSION", ""), ("AWS_ENDPOINT_URL", endpoint.as_str()), ("ZAE_MAX_ATTEMPTS", "1")];
+    let mut child = spawn(&api, &[], &extra);
+    let posted = api.next_post().await;
+    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("the process exits").unwrap();
+
+    assert_eq!(posted.path, "/2018-06-01/runtime/init/error");
+    let error = posted.json();
+    assert_eq!(error["errorType"], "InvalidConfiguration");
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(message.contains("version record") && message.contains("ZAE_LIMITER_VERSION"), "{message}");
+    assert_eq!(status.code(), Some(2));
 }

@@ -86,8 +86,12 @@ async fn a_trap_fails_its_call_and_the_planner_keeps_serving() {
 #[tokio::test]
 async fn a_trapped_invocation_is_a_function_error_and_the_next_one_succeeds() {
     let planner = trap_planner();
-    let settings =
-        Settings::from_vars(&planner, &[("TABLE_NAME".into(), "rate-limits".into())]).await.expect("valid settings");
+    let settings = Settings::from_vars(
+        &planner,
+        &[("TABLE_NAME".into(), "rate-limits".into()), ("ZAE_LIMITER_VERSION".into(), "0.13".into())],
+    )
+    .await
+    .expect("valid settings");
     // No request is ever sent: the trapped batch plans nothing and the next
     // batch is empty. A closed loopback port makes any request fail loudly.
     let sdk = aws_sdk_dynamodb::Config::builder()

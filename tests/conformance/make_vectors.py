@@ -144,12 +144,13 @@ P0 = "ns/BUCKET#u1#gpt-4#0"
 VECTORS = []
 
 
-def vector(name, description, records=None, config=None, now=NOW, raw_event=None, observed=None, invocation="req-1"):
+def vector(name, description, records=None, config=None, now=NOW, raw_event=None, observed=None, invocation="req-1",
+           read_results=None):
     VECTORS.append({
         "name": name, "description": description,
         "config": {**BASE_CONFIG, **(config or {})}, "now_ms": str(now), "invocation_id": invocation,
         "event": raw_event if raw_event is not None else json.dumps({"Records": records}, indent=1) + "\n",
-        "observed": observed,
+        "observed": observed, "read_results": read_results,
     })
 
 
@@ -362,6 +363,152 @@ def build():
            [bucket(f"ns/BUCKET#u1#gpt-4#{i}", [("rpm", 0, 1000 + i, 0, 0, 0, 0)], approx=1704067195,
                    shard_count=None) for i in range(100)])
 
+    build_017()
+
+
+# --- zae-limiter 0.17 semantics (docs/specification.md#zae-limiter-017) -----------------------------
+N17 = 1769904030000  # 2026-02-01T00:00:30Z
+B17 = 1769903940000  # 2026-01-31T23:59:00Z
+V17 = {"limiter": "0.17", "archive_bucket": None}
+Q0 = "ns/BUCKET#k1#gpt-4#0"
+
+
+def b17(limits, extra=None, rf=B17, shard_count=1, old_shard_count=None, pk=Q0, approx=1769903990):
+    """A 0.17 bucket record: limits are (name, old_tc, new_tc, tk, cp, ra, rp[, {field: value}])."""
+    plain = [lim[:7] for lim in limits]
+    more = dict(extra or {})
+    for lim in limits:
+        for field, value in (lim[7] if len(lim) > 7 else {}).items():
+            more[f"b_{lim[0]}_{field}"] = value
+    return bucket(pk, plain, rf=rf, shard_count=shard_count, old_shard_count=old_shard_count, approx=approx,
+                  extra=more)
+
+
+def v17(name, description, records, now=N17, config=None, read_results=None):
+    vector(name, description, records, config={**V17, **(config or {})}, now=now, read_results=read_results)
+
+
+def shard_item(shard, rpd_tk, gc=None, shard_count=2, rf=N17 - 5_000):
+    """An old shard of Q0's bucket as a consistent GetItem returns it."""
+    item = {"PK": s(f"ns/BUCKET#k1#gpt-4#{shard}"), "SK": s("#STATE"), "entity_id": s("k1"), "rf": n(rf),
+            "shard_count": n(shard_count), "rsched": s("1m0h0"),
+            "b_rpd_tk": n(rpd_tk), "b_rpd_cp": n(100_000), "b_rpd_ra": n(0), "b_rpd_rp": n(1_000), "b_rpd_tc": n(0)}
+    if gc is not None:
+        item["b_rpd_gc"] = n(gc)
+    return item
+
+
+def build_017():
+    soft = ("tpm", 0, 9_000_000, -1_000_000, 8_000_000, 8_000_000, 60_000, {"soft": n(1769990400000)})
+    v17("v17-soft-overdraw", "a soft limit's delta that left the shard in debt adds 1 to tpm#od in the same "
+        "snapshot write; a hard limit in debt and a soft one still in credit add nothing",
+        [b17([soft, ("rpm", 0, 1000, -5000, 60_000, 60_000, 60_000)]),
+         b17([("tpm", 9_000_000, 9_500_000, 100, 8_000_000, 8_000_000, 60_000, {"soft": {"BOOL": True}})],
+             rf=B17 + 1000)])
+    v17("v17-soft-overdraw-twice", "two overdrawing deltas of one soft limit in a batch: tpm#od + 2",
+        [b17([soft]), b17([("tpm", 9_000_000, 9_100_000, -1_100_000, 8_000_000, 8_000_000, 60_000,
+                            {"soft": n(1769990400000)})], rf=B17 + 500)])
+    quota = ("rpd", 0, 5_000, 7_000, 100_000, 0, 1_000)
+    v17("v17-reset-edge", "a daily quota reset at UTC midnight, rf before it and now after: tk back to "
+        "cp // shard_count, gc re-granted (pinned on shard_count), the top-up removed",
+        [b17([(*quota, {"gc": n(2), "tu": n(4_000)})], extra={"rsched": s("1m0h0")}, shard_count=2)])
+    v17("v17-reset-edge-not-crossed", "rf already past the reset edge: a quota does not drip, nothing to write",
+        [b17([quota], extra={"rsched": s("1m0h0")}, rf=N17 - 10_000)])
+    v17("v17-reset-edge-paris", "a reset at 01:00 Europe/Paris (= 00:00Z in winter) crossed",
+        [b17([quota], extra={"rsched": s("1m0h1"), "sched_tz": s("Europe/Paris")})])
+    v17("v17-reset-edge-own-override", "a limit's own b_rpd_rsched overrides the item's default, and "
+        "b_rpm_rsched '-' blocks it for a dripping limit beside it",
+        [b17([(*quota, {"rsched": s("1m0h0")}), ("rpm", 0, 60_000, 0, 60_000, 60_000, 60_000, {"rsched": s("-")})],
+             extra={"rsched": s("1m30h12")})])
+    ses = ("ses", 0, 12_000, -3_000, 50_000, 0, 1_000)
+    v17("v17-window-roll", "a duration window fanned out (ws) but not applied (wa older): the balance rolls "
+        "to the share less what was spent since the fan-out (tc - wtc), pinned on ws, wa marked",
+        [b17([(*ses, {"ws": n(N17 - 20_000), "rsa": n(75), "wa": n(N17 - 100_000), "wtc": n(9_000)})],
+             rf=N17 - 60_000)])
+    v17("v17-window-ended", "an unapplied window that has already ended: nothing is written",
+        [b17([(*ses, {"ws": n(N17 - 100_000), "rsa": n(60), "wa": n(N17 - 300_000)})], rf=N17 - 200_000)])
+    v17("v17-window-rf-ahead", "a window start ahead of the aggregator's clock: rf = max(now, rf, ws) never "
+        "moves back",
+        [b17([(*ses, {"ws": n(N17 + 5_000), "rsa": n(75), "wa": n(N17 - 100_000)}),
+              ("rpm", 0, 60_000, 0, 60_000, 60_000, 60_000)], rf=N17 - 60_000)])
+    v17("v17-schedule-scale", "an item schedule x0.5 all day: the drip tops up to half the capacity",
+        [b17([("rpm", 0, 60_000, 10_000, 100_000, 100_000, 60_000)], extra={"sched": s("1s500")},
+             rf=N17 - 60_000)])
+    v17("v17-schedule-absolute", "a limit's own schedule with an absolute capacity (30 tokens) every 5th minute "
+        "in New York; its ceiling is 30,000 millitokens when it matches",
+        [b17([("rpm", 0, 60_000, 10_000, 100_000, 100_000, 60_000, {"sched": s("1m*/5c30")})],
+             extra={"sched_tz": s("America/New_York")}, rf=N17 - 60_000)])
+    v17("v17-schedule-none-marker", "b_tpm_sched '-' beside an item schedule: tpm refills at its base, rpm at half",
+        [b17([("rpm", 0, 60_000, 0, 100_000, 100_000, 60_000),
+              ("tpm", 0, 60_000, 0, 100_000, 100_000, 60_000, {"sched": s("-")})],
+             extra={"sched": s("1s500")}, rf=N17 - 60_000)])
+    v17("v17-schedule-undecodable", "a stored schedule this build cannot decode: the bucket is left alone "
+        "(no refill at the base rate), logged; usage is still counted",
+        [b17([("rpm", 0, 60_000, 0, 100_000, 100_000, 60_000)], extra={"sched": s("9zz")}, rf=N17 - 60_000)])
+    v17("v17-clamp", "a balance above its capacity after a shrink is clamped down, with no tk pin",
+        [b17([("rpm", 0, 1_000, 90_000, 60_000, 60_000, 60_000)], rf=N17 - 1_000)])
+    v17("v17-deferred-wcu-credit", "tpm needs a refill; wcu's accrual (not needed on its own) is credited in the "
+        "same write, pinned on tk <= read",
+        [b17([TPM, ("wcu", 0, 1000, 500_000, 1_000_000, 1_000_000, 1000)], rf=N17 - 1_000)])
+    v17("v17-vu-restamp", "vu expired: the write stamps the next boundary (the next reset edge) pinned on sched "
+        "and on each unclamped quota staying within its ceiling",
+        [b17([("rpm", 0, 60_000, 0, 60_000, 60_000, 60_000), quota],
+             extra={"rsched": s("1m0h0"), "vu": n(0)}, rf=N17 - 10_000)])
+    v17("v17-vu-held-over-ceiling", "vu expired but a quota sits above its ceiling: no re-stamp, the gate stays "
+        "shut for the client's slow pass",
+        [b17([("rpm", 0, 60_000, 0, 60_000, 60_000, 60_000), ("rpd", 0, 5_000, 150_000, 100_000, 0, 1_000)],
+             extra={"rsched": s("1m0h0"), "vu": n(0)}, rf=N17 - 10_000)])
+    v17("v17-vu-future", "vu still in the future: left alone, pinned",
+        [b17([("rpm", 0, 60_000, 0, 60_000, 60_000, 60_000)], extra={"vu": n(N17 + 60_000)}, rf=N17 - 10_000)])
+    v17("v17-quota-grant-ceiling", "a quota granted at gc 1 on 2 shards keeps C // 1 as its ceiling; with a top-up "
+        "the ceiling grows; a dripping limit keeps C // shard_count",
+        [b17([("rpm", 0, 60_000, 0, 60_000, 60_000, 60_000),
+              ("rpd", 0, 5_000, 90_000, 100_000, 0, 1_000, {"gc": n(1), "tu": n(20_000)})],
+             extra={"rsched": s("1m0h0"), "vu": n(0)}, rf=N17 - 10_000, shard_count=2)])
+    v17("v17-doubling-projected", "stored wcu at 15% but rf 10 s old: projected to now it is full, no doubling",
+        [b17([WCU_LOW, RPM], rf=N17 - 10_000)])
+    v17("v17-doubling-hot", "stored wcu at 15% and rf 50 ms old: projected 20% is still below... 19.9%: doubles",
+        [b17([("wcu", 0, 1000, 149_000, 1_000_000, 1_000_000, 1000), RPM], rf=N17 - 50)])
+    v17("v17-doubling-capped", "24 shards double to min(48, 32) = 32; at 32 nothing happens",
+        [b17([("wcu", 0, 1000, 0, 1_000_000, 1_000_000, 1000)], rf=N17, shard_count=24),
+         b17([("wcu", 0, 1000, 0, 1_000_000, 1_000_000, 1000)], rf=N17, shard_count=32,
+             pk="ns/BUCKET#k2#gpt-4#0")])
+    owner = {"pgen": n(2), "pinc": s("2026-01-31T23:56:30Z"), "parent_id": s("proj-a"), "cascade": {"BOOL": True}}
+    v17("v17-propagation-clones", "shard 0 raised 2 -> 4 (no quota): shard 1 raised; shards 2 and 3 created as "
+        "transactions of a Put and a ConditionCheck of the owner's META on its pgen/pinc",
+        [b17([RPM, WCU_OK], extra=owner, rf=N17, shard_count=4, old_shard_count=2)])
+    v17("v17-propagation-scheduled-start", "a clone starts at the scheduled capacity in force (x0.5) over the new "
+        "count, wcu at its capacity",
+        [b17([RPM, WCU_OK], extra={"sched": s("1s500")}, rf=N17, shard_count=2, old_shard_count=1)])
+    v17("v17-propagation-quota-reads", "the image carries a quota: the plan reads shards 0 and 1 first "
+        "(strongly consistent) and plans their writes after the reads",
+        [b17([RPM, (*quota, {"gc": n(2)})], extra={"rsched": s("1m0h0")}, rf=N17, shard_count=4,
+             old_shard_count=2)])
+    raise_quota = b17([RPM, (*quota, {"gc": n(2)})], extra={"rsched": s("1m0h0")}, rf=N17, shard_count=4,
+                      old_shard_count=2)
+    v17("v17-after-reads-quota-clones", "after reading shards 0 and 1: shard 1 raised with its grant frozen, "
+        "shards 2 and 3 each funded by a move off their parent (2 -> 0, 3 -> 1) in the clone's transaction",
+        [raise_quota], read_results=[{"read_id": 0, "outcome": "found", "item": shard_item(0, 30_000, gc=2)},
+                                     {"read_id": 1, "outcome": "found", "item": shard_item(1, 40_000)}])
+    v17("v17-after-reads-failed", "a failed read: shard 1 raised without the freeze, no clone",
+        [raise_quota], read_results=[{"read_id": 0, "outcome": "found", "item": shard_item(0, 30_000, gc=2)},
+                                     {"read_id": 1, "outcome": "failed", "error": "ProvisionedThroughputExceeded"}])
+    v17("v17-after-reads-overtaken", "an old shard already stores 8: a later doubling overtook this record, "
+        "no quota clone (the later one creates them)",
+        [raise_quota], read_results=[{"read_id": 0, "outcome": "found", "item": shard_item(0, 30_000, gc=2,
+                                                                                             shard_count=8)},
+                                     {"read_id": 1, "outcome": "missing"}])
+    v17("v17-after-reads-unknown-id", "a read result naming no read of the plan is an error",
+        [raise_quota], read_results=[{"read_id": 7, "outcome": "missing"}])
+    v17("v17-propagation-undecodable", "a schedule that does not decode: existing shards raised, no clone",
+        [b17([RPM], extra={"sched": s("9zz")}, rf=N17, shard_count=4, old_shard_count=2)])
+    v17("v17-propagation-above-max", "a count above the maximum (a runaway doubling) is not propagated at all",
+        [b17([RPM], rf=N17, shard_count=64, old_shard_count=32)])
+    v17("v17-malformed-window", "b_ses_rsa 1.5 is not an integer: the record is invalid",
+        [b17([(*ses, {"rsa": {"N": "1.5"}, "ws": n(N17)})], rf=N17 - 60_000)])
+    v17("v17-plain-limits-as-013", "a 0.17 table item with no 0.17 attribute plans its refill as 0.13 does, "
+        "with the 0.17 clamp and tk pins", [b17([TPM, WCU_LOW], rf=N17 - 5_000)])
+
 
 def noise(seed, length):
     """`length` deterministic, incompressible base64 characters."""
@@ -455,6 +602,8 @@ def main():
                "invocation_id": v["invocation_id"]}
         if v["observed"] is not None:
             inp["observed"] = v["observed"]
+        if v["read_results"] is not None:
+            inp["read_results"] = v["read_results"]
         (d / "input.json").write_text(dumps(inp, indent=1, ensure_ascii=False) + "\n")
         (d / "event.json").write_bytes(v["event"].encode("utf-8"))  # exact bytes: no newline translation
     src = Path(args.shared) / "oracle" / "vectors" / "1"

@@ -1,11 +1,13 @@
 //! The invariants of `Config::from_env` (`docs/specification.md#configuration`).
 
-use zae_planner::config::Config;
+use zae_planner::config::{Config, Limiter};
 
 use super::gen::EnvVars;
 
 /// `Config::from_env` never panics and is deterministic; what it accepts
-/// validates and plans an empty batch.
+/// validates and, once the zae-limiter semantics are chosen (by
+/// `ZAE_LIMITER_VERSION`, or by the host from the table's version record),
+/// plans an empty batch; unchosen, `plan` refuses it as bad-config.
 pub fn check_config(vars: &EnvVars) {
     let pairs: Vec<(&str, &str)> = vars.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let a = Config::from_env(pairs.iter().copied());
@@ -14,7 +16,23 @@ pub fn check_config(vars: &EnvVars) {
         Ok(c) => {
             assert!(c.validate().is_ok(), "from_env accepted {c:?}");
             let batch = zae_planner::Batch { event_json: "{\"Records\":[]}", config: &c, now_ms: 0, invocation_id: "" };
-            zae_planner::plan(&batch).expect("an accepted configuration plans");
+            match (c.limiter, zae_planner::plan(&batch)) {
+                (Some(_), answer) => {
+                    answer.expect("an accepted configuration plans");
+                }
+                (None, Err(zae_planner::PlanError::BadConfig(e))) => assert_eq!(e.setting, "limiter"),
+                (None, answer) => panic!("planned without a chosen limiter: {answer:?}"),
+            }
+            for limiter in [Limiter::V013, Limiter::V017] {
+                let chosen = Config { limiter: Some(limiter), ..c.clone() };
+                let batch = zae_planner::Batch {
+                    event_json: "{\"Records\":[]}",
+                    config: &chosen,
+                    now_ms: 0,
+                    invocation_id: "",
+                };
+                zae_planner::plan(&batch).expect("an accepted configuration plans once its limiter is chosen");
+            }
         }
         Err(e) => {
             let known = zae_planner::config::VARIABLES;

@@ -12,7 +12,7 @@
 //! attributes). See `docs/specification.md` for what each field means.
 
 use arbitrary::{Arbitrary, Result, Unstructured};
-use zae_planner::config::Config;
+use zae_planner::config::{Config, Limiter};
 use zae_planner::window::Window;
 
 /// A JSON value to render; objects may repeat keys.
@@ -262,7 +262,16 @@ impl Gen {
         };
         let max_shard_count = *u.choose(&[1, 2, 3, 8, 32, 1024])?;
         let dead_letter_bucket = if u.arbitrary::<bool>()? { Some("dead-letters".to_string()) } else { None };
-        Ok(Config { table_name, windows, snapshot_ttl_days, archive_bucket, max_shard_count, dead_letter_bucket })
+        let limiter = Some(*u.choose(&[Limiter::V013, Limiter::V017])?);
+        Ok(Config {
+            table_name,
+            windows,
+            snapshot_ttl_days,
+            archive_bucket,
+            max_shard_count,
+            dead_letter_bucket,
+            limiter,
+        })
     }
 
     fn now_ms(&mut self, u: &mut Unstructured) -> Result<i64> {
@@ -827,6 +836,10 @@ impl<'a> Arbitrary<'a> for EnvVars {
             "0x10",
             "rate-limits",
             "audit-archive",
+            "0.13",
+            "0.17",
+            "0.15.1",
+            "0.18",
         ];
         let n = u.int_in_range(0..=8)?;
         let mut vars = Vec::with_capacity(n);

@@ -133,6 +133,7 @@ fn check_error(batch: &Batch, e: &PlanError, event_usable: bool) {
         PlanError::BadConfig(_) => assert!(batch.config.validate().is_err(), "bad-config for a valid config: {e}"),
         PlanError::UnknownWriteId(_) => panic!("plan() answered unknown-write-id"),
         PlanError::UnknownRecordIndex(_) => panic!("plan() answered unknown-record-index"),
+        PlanError::UnknownReadId(_) => panic!("plan() answered unknown-read-id"),
         PlanError::EventNotJson(_) | PlanError::EventNotObject | PlanError::RecordsNotList => {
             assert!(
                 !event_usable || batch.config.validate().is_err(),
@@ -233,6 +234,10 @@ fn key_of(w: &Write) -> (String, String) {
         Operation::UpdateItem(u) => &u.key,
         Operation::PutItem(p) => &p.item,
         Operation::PutObject(_) => panic!("write {} ({:?}) is a PutObject", w.id, w.purpose),
+        Operation::TransactWriteItems(_) => {
+            let (pk, sk) = w.item_key().unwrap_or_else(|| panic!("transaction {} names no item", w.id));
+            return (pk, sk);
+        }
     };
     let get = |name| {
         attr(attrs, name).and_then(s_value).unwrap_or_else(|| panic!("write {} has no string {name}: {attrs:?}", w.id))
@@ -255,6 +260,11 @@ fn check_key_space(batch: &Batch, w: &Write, records: &[RecordKeys], opts: Optio
         Operation::UpdateItem(u) => Some(&u.table_name),
         Operation::PutItem(p) => Some(&p.table_name),
         Operation::PutObject(_) => None,
+        Operation::TransactWriteItems(items) => items.first().map(|i| match i {
+            zae_planner::plan::TransactItem::Put(p) => &p.table_name,
+            zae_planner::plan::TransactItem::Update(u) => &u.table_name,
+            zae_planner::plan::TransactItem::ConditionCheck(c) => &c.table_name,
+        }),
     };
     if let Some(t) = table {
         assert_eq!(t, &batch.config.table_name, "write {} goes to another table", w.id);
@@ -331,6 +341,14 @@ fn check_limits(w: &Write) {
             assert!(o.key.len() <= 1024, "write {}: S3 key of {} bytes", w.id, o.key.len());
             return;
         }
+        Operation::TransactWriteItems(_) => {
+            assert!(
+                zae_planner::limits::check_write(w).is_ok(),
+                "write {}: a transaction beyond DynamoDB's limits",
+                w.id
+            );
+            return;
+        }
     };
     for e in exprs {
         assert!(e.len() <= MAX_EXPRESSION_BYTES, "write {}: expression of {} bytes", w.id, e.len());
@@ -363,7 +381,7 @@ fn check_limits(w: &Write) {
                 }
             }
         }
-        Operation::PutObject(_) => {}
+        Operation::PutObject(_) | Operation::TransactWriteItems(_) => {}
     }
     for (name, a) in gsi {
         if let Some(v) = s_value(a) {
@@ -374,7 +392,7 @@ fn check_limits(w: &Write) {
     let values: &[Attribute] = match &w.operation {
         Operation::UpdateItem(u) => &u.values,
         Operation::PutItem(p) => &p.values,
-        Operation::PutObject(_) => &[],
+        Operation::PutObject(_) | Operation::TransactWriteItems(_) => &[],
     };
     for a in item_like.into_iter().chain(values) {
         let v: serde_json::Value = serde_json::from_str(&a.value)

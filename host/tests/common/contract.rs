@@ -21,6 +21,10 @@ pub fn wit_config(c: &zae_planner::config::Config) -> wit::Config {
         archive_bucket: c.archive_bucket.clone(),
         max_shard_count: c.max_shard_count,
         dead_letter_bucket: c.dead_letter_bucket.clone(),
+        limiter: c.limiter.map(|l| match l {
+            zae_planner::config::Limiter::V013 => wit::LimiterSemantics::V013,
+            zae_planner::config::Limiter::V017 => wit::LimiterSemantics::V017,
+        }),
     }
 }
 
@@ -34,6 +38,7 @@ pub fn config(table: &str) -> wit::Config {
         archive_bucket: None,
         max_shard_count: 32,
         dead_letter_bucket: None,
+        limiter: Some(wit::LimiterSemantics::V013),
     }
 }
 

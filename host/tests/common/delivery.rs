@@ -758,6 +758,7 @@ fn app_vars(table: &str, bucket: Option<&str>, windows: &str, sim: &SimOptions) 
         ("ZAE_MAX_ATTEMPTS".to_string(), sim.max_attempts.to_string()),
         ("ZAE_WRITE_CONCURRENCY".to_string(), sim.concurrency.to_string()),
         ("LOG_LEVEL".to_string(), "ERROR".to_string()),
+        ("ZAE_LIMITER_VERSION".to_string(), "0.13".to_string()),
     ];
     if let Some(b) = bucket {
         vars.push(("ARCHIVE_BUCKET_NAME".to_string(), b.to_string()));

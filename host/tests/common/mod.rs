@@ -48,6 +48,11 @@ pub fn write_key(w: &wit::Write) -> Option<(String, String)> {
         wit::Operation::UpdateItem(u) => &u.key,
         wit::Operation::PutItem(p) => &p.item,
         wit::Operation::PutObject(_) => return None,
+        wit::Operation::TransactWriteItems(items) => match items.first()? {
+            wit::TransactItem::Put(p) => &p.item,
+            wit::TransactItem::Update(u) => &u.key,
+            wit::TransactItem::ConditionCheck(c) => &c.key,
+        },
     };
     let get = |name: &str| -> Option<String> {
         let a = attrs.iter().find(|a| a.name == name)?;
@@ -150,14 +155,29 @@ pub async fn check_vectors(planner: &Planner, vectors: &[Vector]) -> Vec<String>
     for v in vectors {
         let native = run_native(v);
         let owned = vector_batch(v);
-        let answer = match &v.observed {
-            None => planner.plan(&owned.batch()).await,
-            Some(observed) => {
+        let answer = match (&v.observed, &v.read_results) {
+            (None, None) => planner.plan(&owned.batch()).await,
+            (Some(observed), _) => {
                 let observed: Vec<wit::ObservedItem<'_>> = observed
                     .iter()
                     .map(|o| wit::ObservedItem { write_id: o.write_id, item: o.item.as_deref() })
                     .collect();
                 planner.replan_snapshots(&owned.batch(), &observed).await
+            }
+            (None, Some(results)) => {
+                use zae_planner::plan::ReadOutcome as Native;
+                let results: Vec<wit::ReadResult<'_>> = results
+                    .iter()
+                    .map(|r| wit::ReadResult {
+                        read_id: r.read_id,
+                        outcome: match &r.outcome {
+                            Native::Found(item) => wit::ReadOutcome::Found(item),
+                            Native::Missing => wit::ReadOutcome::Missing,
+                            Native::Failed(why) => wit::ReadOutcome::Failed(why),
+                        },
+                    })
+                    .collect();
+                planner.plan_after_reads(&owned.batch(), &results).await
             }
         };
         let answer = match answer {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Node.js host of the zae-planner component (`zae:aggregator@0.2.0`, world
+// Node.js host of the zae-planner component (`zae:aggregator@0.3.0`, world
 // `aggregator`, interface `planner`): runs every conformance vector through
 // the component transpiled with jco and checks the answer twice against the
 // vector's plan.json, byte for byte:
@@ -85,12 +85,38 @@ const names = (items) => `{${items.map((n) => `${str(n.placeholder)}:${str(n.nam
 /** Standard base64 (RFC 4648, `+/`, `=` padding) of a `list<u8>`. */
 const base64 = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
 
-function operation(op) {
+/** A transaction action: `put`, `update` or `condition-check`. */
+function transactItem(t) {
+  const v = t.val;
+  switch (t.tag) {
+    case "put":
+    case "update":
+      return operation({ tag: t.tag === "put" ? "put-item" : "update-item", val: v }, t.tag);
+    case "condition-check":
+      return obj([
+        ["type", str(t.tag)],
+        ["table_name", str(v.tableName)],
+        ["key", spliced(v.key)],
+        ["condition_expression", str(v.conditionExpression)],
+        ["names", names(v.names)],
+        ["values", spliced(v.values)],
+      ]);
+    default:
+      throw new Error(`unknown transaction action ${t.tag}`);
+  }
+}
+
+function operation(op, typeName = op.tag) {
   const v = op.val;
   switch (op.tag) {
-    case "update-item":
+    case "transact-write-items":
       return obj([
         ["type", str(op.tag)],
+        ["items", list(v, transactItem)],
+      ]);
+    case "update-item":
+      return obj([
+        ["type", str(typeName)],
         ["table_name", str(v.tableName)],
         ["key", spliced(v.key)],
         ["update_expression", str(v.updateExpression)],
@@ -100,7 +126,7 @@ function operation(op) {
       ]);
     case "put-item":
       return obj([
-        ["type", str(op.tag)],
+        ["type", str(typeName)],
         ["table_name", str(v.tableName)],
         ["item", spliced(v.item)],
         ["condition_expression", optStr(v.conditionExpression)],
@@ -170,9 +196,21 @@ const COUNTERS = [
 ];
 
 /** The canonical JSON of a `batch-plan`. */
+const read = (r) =>
+  obj([
+    ["id", u32(r.id)],
+    ["table_name", str(r.tableName)],
+    ["key", spliced(r.key)],
+    ["records", list(r.records, u32)],
+    ["target", str(r.target)],
+  ]);
+
 export function renderPlan(p) {
+  // `reads` only when there are some: plans of contract 0.2.0 render unchanged.
+  const reads = p.reads.length > 0 ? [["reads", list(p.reads, read)]] : [];
   return obj([
     ["writes", list(p.writes, write)],
+    ...reads,
     ["outcomes", list(p.outcomes, outcome)],
     ["logs", list(p.logs, log)],
     ["counters", obj(COUNTERS.map(([name, key]) => [name, u32(p.counters[key])]))],
@@ -194,6 +232,8 @@ function errorMessage(e) {
       return `write ${u32(e.val)} is not a write of this batch's plan`;
     case "unknown-record-index":
       return `record ${u32(e.val)} is not a record of this batch`;
+    case "unknown-read-id":
+      return `read ${u32(e.val)} is not a read of this batch's plan`;
     default:
       throw new Error(`unknown plan-error ${e.tag}`);
   }
@@ -216,6 +256,8 @@ function errorPayload(e) {
       return [["write_id", u32(e.val)]];
     case "unknown-record-index":
       return [["record_index", u32(e.val)]];
+    case "unknown-read-id":
+      return [["read_id", u32(e.val)]];
     default:
       return [];
   }
@@ -365,6 +407,13 @@ async function loadVector(dir) {
       const dl = getOptional(cfg, "dead_letter_bucket");
       return dl === null ? undefined : asString(dl, "dead_letter_bucket");
     })(),
+    // Vectors older than contract 0.3.0 have no `limiter`: 0.13.
+    limiter: (() => {
+      const l = getOptional(cfg, "limiter");
+      if (l === null || asString(l, "limiter") === "0.13") return "v013";
+      if (l === "0.17") return "v017";
+      throw new Error(`input.json: limiter ${l} is not "0.13" or "0.17"`);
+    })(),
   };
   const batch = {
     eventJson: UTF8.decode(await readFile(join(dir, "event.json"))),
@@ -383,12 +432,30 @@ async function loadVector(dir) {
           };
         })
       : undefined;
+  const readsEntry = input.entries.find(([k]) => k === "read_results");
+  const readResults =
+    readsEntry && readsEntry[1] !== null
+      ? readsEntry[1].map((r) => {
+          const kind = asString(get(r, "outcome"), "outcome");
+          const outcome =
+            kind === "found"
+              ? { tag: "found", val: compact(get(r, "item")) }
+              : kind === "missing"
+                ? { tag: "missing" }
+                : kind === "failed"
+                  ? { tag: "failed", val: asString(get(r, "error"), "error") }
+                  : (() => {
+                      throw new Error(`input.json: read outcome ${kind}`);
+                    })();
+          return { readId: asU32(get(r, "read_id"), "read_id"), outcome };
+        })
+      : undefined;
   let expected = null;
   if (existsSync(join(dir, "plan.json"))) {
     const bytes = await readFile(join(dir, "plan.json"));
     expected = bytes.at(-1) === 0x0a ? bytes.subarray(0, -1) : bytes; // the answer, without plan.json's final newline
   }
-  return { batch, observed, expected };
+  return { batch, observed, readResults, expected };
 }
 
 // ---------------------------------------------------------------------------
@@ -438,7 +505,7 @@ function patchGlue(js) {
 /**
  * Transpile the component with jco (instantiation mode, glue patched, cached
  * per component hash under gen/) and return a function that instantiates it
- * and returns its `planner` interface (`zae:aggregator/planner@0.2.0`: `plan`,
+ * and returns its `planner` interface (`zae:aggregator/planner@0.3.0`: `plan`,
  * `replanSnapshots`, `configFromEnv`, `renderPlan`, `renderError`).
  */
 async function load(componentPath) {
@@ -480,7 +547,7 @@ async function load(componentPath) {
       (f) => typeof planner?.[f] !== "function",
     );
     if (missing.length > 0) {
-      throw new Error(`the component exports no planner interface with ${missing.join(", ")} (not zae:aggregator@0.2.0?)`);
+      throw new Error(`the component exports no planner interface with ${missing.join(", ")} (not zae:aggregator@0.3.0?)`);
     }
     return planner;
   };
@@ -501,7 +568,12 @@ function callOnce(planner, v) {
   };
   try {
     return done({
-      plan: v.observed === undefined ? planner.plan(v.batch) : planner.replanSnapshots(v.batch, v.observed),
+      plan:
+        v.observed !== undefined
+          ? planner.replanSnapshots(v.batch, v.observed)
+          : v.readResults !== undefined
+            ? planner.planAfterReads(v.batch, v.readResults)
+            : planner.plan(v.batch),
     });
   } catch (e) {
     // A `result` error comes back as a thrown ComponentError carrying the plan-error.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python host of the zae-planner component (`zae:aggregator@0.2.0`, world
+"""Python host of the zae-planner component (`zae:aggregator@0.3.0`, world
 `aggregator`, interface `planner`): runs every conformance vector through the
 component with wasmtime-py's component-model API and checks the answer twice
 against the vector's plan.json, byte for byte:
@@ -80,15 +80,32 @@ def field(rec, name):
     return getattr(rec, name)
 
 
-def operation(op: Variant) -> str:
+def transact_item(t: Variant) -> str:
+    """A transaction action: `put`, `update` or `condition-check`."""
+    v = t.payload
+    if t.tag == "put":
+        return operation(Variant("put-item", v), "put")
+    if t.tag == "update":
+        return operation(Variant("update-item", v), "update")
+    if t.tag == "condition-check":
+        return (f'{{"type":"condition-check","table_name":{s(field(v, "table-name"))},"key":{attrs(v.key)},'
+                f'"condition_expression":{s(field(v, "condition-expression"))},'
+                f'"names":{names(v.names)},"values":{attrs(v.values)}}}')
+    raise ValueError(f"unknown transaction action {t.tag}")
+
+
+def operation(op: Variant, type_name: str | None = None) -> str:
     v = op.payload
+    kind = type_name or op.tag
+    if op.tag == "transact-write-items":
+        return f'{{"type":"transact-write-items","items":[{",".join(map(transact_item, v))}]}}'
     if op.tag == "update-item":
-        return (f'{{"type":"update-item","table_name":{s(field(v, "table-name"))},"key":{attrs(v.key)},'
+        return (f'{{"type":"{kind}","table_name":{s(field(v, "table-name"))},"key":{attrs(v.key)},'
                 f'"update_expression":{s(field(v, "update-expression"))},'
                 f'"condition_expression":{opt_s(field(v, "condition-expression"))},'
                 f'"names":{names(v.names)},"values":{attrs(v.values)}}}')
     if op.tag == "put-item":
-        return (f'{{"type":"put-item","table_name":{s(field(v, "table-name"))},"item":{attrs(v.item)},'
+        return (f'{{"type":"{kind}","table_name":{s(field(v, "table-name"))},"item":{attrs(v.item)},'
                 f'"condition_expression":{opt_s(field(v, "condition-expression"))},'
                 f'"names":{names(v.names)},"values":{attrs(v.values)}}}')
     if op.tag == "put-object":
@@ -129,10 +146,18 @@ COUNTERS = ["records", "bucket-records", "audit-records", "skipped", "invalid", 
             "shard-propagate-writes", "archive-objects", "archived-events"]
 
 
+def read(r) -> str:
+    return (f'{{"id":{u32(r.id)},"table_name":{s(field(r, "table-name"))},"key":{attrs(r.key)},'
+            f'"records":[{",".join(u32(i) for i in r.records)}],"target":{s(r.target)}}}')
+
+
 def render_plan(p) -> str:
-    """The canonical JSON of a `batch-plan`."""
+    """The canonical JSON of a `batch-plan` (`reads` only when there are some, so plans of contract 0.2.0
+    render unchanged)."""
     counters = ",".join(f'"{c.replace("-", "_")}":{u32(field(p.counters, c))}' for c in COUNTERS)
-    return (f'{{"writes":[{",".join(map(write, p.writes))}],"outcomes":[{",".join(map(outcome, p.outcomes))}],'
+    reads = f',"reads":[{",".join(map(read, p.reads))}]' if p.reads else ""
+    return (f'{{"writes":[{",".join(map(write, p.writes))}]{reads},'
+            f'"outcomes":[{",".join(map(outcome, p.outcomes))}],'
             f'"logs":{logs(p.logs)},"counters":{{{counters}}}}}')
 
 
@@ -150,6 +175,8 @@ def error_message(e: Variant) -> str:
         return f"write {u32(e.payload)} is not a write of this batch's plan"
     if e.tag == "unknown-record-index":
         return f"record {u32(e.payload)} is not a record of this batch"
+    if e.tag == "unknown-read-id":
+        return f"read {u32(e.payload)} is not a read of this batch's plan"
     raise ValueError(f"unknown plan-error {e.tag}")
 
 
@@ -164,6 +191,8 @@ def render_error(e: Variant) -> str:
         payload = f',"write_id":{u32(e.payload)}'
     elif e.tag == "unknown-record-index":
         payload = f',"record_index":{u32(e.payload)}'
+    elif e.tag == "unknown-read-id":
+        payload = f',"read_id":{u32(e.payload)}'
     return f'{{"error":{{"kind":"{e.tag}"{payload},"message":{s(error_message(e))}}}}}'
 
 
@@ -248,6 +277,15 @@ def read_text(path: Path) -> str:
     return path.read_bytes().decode("utf-8")
 
 
+def limiter(value) -> str:
+    """The `limiter-semantics` of a vector's config; vectors older than contract 0.3.0 have none: 0.13."""
+    if value is None or as_str(value, "limiter") == "0.13":
+        return "v013"
+    if value == "0.17":
+        return "v017"
+    raise ValueError(f"input.json: limiter {value!r} is not \"0.13\" or \"0.17\"")
+
+
 def load_vector(d: Path):
     inp = load_json(read_text(d / "input.json"))
     cfg = get(inp, "config")
@@ -260,6 +298,7 @@ def load_vector(d: Path):
         max_shard_count=as_u32(get(cfg, "max_shard_count"), "max_shard_count"),
         dead_letter_bucket=None if dict(cfg).get("dead_letter_bucket") is None
         else as_str(dict(cfg)["dead_letter_bucket"], "dead_letter_bucket"),
+        limiter=limiter(dict(cfg).get("limiter")),
     )
     batch = record(event_json=read_text(d / "event.json"), config=config, now_ms=as_s64(get(inp, "now_ms")),
                    invocation_id=as_str(get(inp, "invocation_id"), "invocation_id"))
@@ -270,6 +309,12 @@ def load_vector(d: Path):
                    item=None if get(o, "item") is None else compact(get(o, "item")))
             for o in observed
         ]
+    reads = dict(inp).get("read_results")
+    if reads is not None:
+        observed = ("reads", [record(read_id=as_u32(get(r, "read_id"), "read_id"), outcome=read_outcome(r))
+                              for r in reads])
+    elif observed is not None:
+        observed = ("replan", observed)
     expected = None
     if (d / "plan.json").is_file():
         expected = (d / "plan.json").read_bytes()
@@ -278,17 +323,29 @@ def load_vector(d: Path):
     return batch, observed, expected
 
 
+def read_outcome(r) -> Variant:
+    """A `read-outcome` of a vector's `read_results` entry: found (the item as compact JSON), missing, failed."""
+    kind = as_str(get(r, "outcome"), "outcome")
+    if kind == "found":
+        return Variant("found", compact(get(r, "item")))
+    if kind == "missing":
+        return Variant("missing")
+    if kind == "failed":
+        return Variant("failed", as_str(get(r, "error"), "error"))
+    raise ValueError(f"input.json: read outcome {kind!r}")
+
+
 # ---------------------------------------------------------------------------
 # The component
 # ---------------------------------------------------------------------------
 
 
-PLANNER = "zae:aggregator/planner@0.2.0"
+PLANNER = "zae:aggregator/planner@0.3.0"
 
 
 class Planner:
     """One instance of the component in its own store, with nothing granted; its functions are those of the
-    exported interface `zae:aggregator/planner@0.2.0`."""
+    exported interface `zae:aggregator/planner@0.3.0`."""
 
     def __init__(self, engine: Engine, component: Component, linker: Linker):
         self.stderr = tempfile.NamedTemporaryFile(prefix="zae-planner-stderr-")
@@ -310,10 +367,12 @@ class Planner:
 
         self.plan = func("plan")
         self.replan = func("replan-snapshots")
+        self.after_reads = func("plan-after-reads")
         self.render_plan_func = func("render-plan")
         self.render_error_func = func("render-error")
 
     def call(self, batch, observed):
+        """`observed`: None (`plan`), ("replan", observed items) or ("reads", read results)."""
         """One call: the `plan` Record or the `plan-error` Variant (a `result` comes back untagged), the call's
         wall time in ms (lowering, running, lifting) and the process CPU time it used (less sensitive to a busy
         machine)."""
@@ -321,8 +380,11 @@ class Planner:
         if observed is None:
             result = self.plan(self.store, batch)
             self.plan.post_return(self.store)
+        elif observed[0] == "reads":
+            result = self.after_reads(self.store, batch, observed[1])
+            self.after_reads.post_return(self.store)
         else:
-            result = self.replan(self.store, batch, observed)
+            result = self.replan(self.store, batch, observed[1])
             self.replan.post_return(self.store)
         return result, (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
 
