@@ -2,8 +2,11 @@
 //! delivery histories with mixed faults, each compared with the ground truth
 //! computed from its stream.
 //!
-//! Every history derives from its seed: the stream (a generated one or a
-//! slice of the real vectors), `SNAPSHOT_WINDOWS`, archival, how Lambda
+//! Every history derives from its seed: the stream (a generated one, a
+//! slice of the real 0.13 vectors, or, in about one history in four, a slice
+//! of the 0.17 oracle's zae-limiter 0.17.0 client traffic planned with the
+//! 0.17 semantics, whose `{limit}#od` overdraw counters the ground truth
+//! counts too), `SNAPSHOT_WINDOWS`, archival, how Lambda
 //! delivers (lanes = ParallelizationFactor, batch sizes, bisection,
 //! duplicate and concurrent deliveries, SIGKILLed `invoke` child processes,
 //! abandoned invocations, SDK attempts, write concurrency) and the proxy's
@@ -109,6 +112,7 @@ async fn soak() {
         proxy_requests += r.proxy_requests;
     }
     let failed: Vec<&HistoryResult> = results.iter().filter(|r| !r.verdict.holds()).collect();
+    let v017 = results.iter().filter(|r| r.description.contains("zae-limiter 0.17")).count();
     let slowest = results.iter().max_by_key(|r| r.elapsed).map(|r| (r.seed, r.elapsed.as_secs_f64()));
 
     let mut out = String::new();
@@ -121,7 +125,8 @@ async fn soak() {
     ));
     out.push_str(&format!(
         "  stream records {records}, snapshot items {items}, audit deletions {audit}; invocations {} \
-         ({} child processes); requests through the proxy {proxy_requests}\n",
+         ({} child processes); requests through the proxy {proxy_requests}; histories of zae-limiter 0.17 \
+         client traffic under the 0.17 semantics: {v017}\n",
         stats.invocations, stats.child_invocations
     ));
     out.push_str("  faults injected by kind:\n");

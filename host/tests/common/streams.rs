@@ -123,6 +123,37 @@ pub fn random_real_slice(rng: &mut Rng, len: usize) -> Stream {
     real_slice(start, len)
 }
 
+/// The 0.17 oracle's seed-1 stream (zae-limiter 0.17.0 client traffic:
+/// schedules, calendar quotas, duration windows, soft limits, doublings and
+/// clones), read at run time from `../shared/oracle17/vectors/1/`
+/// (`ZAE_ORACLE17_DIR` overrides the oracle directory).
+pub fn real17_stream() -> &'static [Value] {
+    static ALL: OnceLock<Vec<Value>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let oracle = std::env::var_os("ZAE_ORACLE17_DIR").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("shared").join("oracle17")
+        });
+        let dir = oracle.join("vectors").join("1");
+        let mut all = Vec::new();
+        for i in 0.. {
+            let path = dir.join(format!("batch-100-{i:04}.json"));
+            let Ok(text) = std::fs::read_to_string(&path) else { break };
+            let event: Value = serde_json::from_str(&text).expect("a vector is JSON");
+            all.extend(event["Records"].as_array().expect("Records").iter().cloned());
+        }
+        assert!(!all.is_empty(), "no 0.17 vectors under {} (they live in ../shared)", dir.display());
+        all
+    })
+}
+
+/// A random contiguous slice of the 0.17 stream, `len` records long.
+pub fn random_real17_slice(rng: &mut Rng, len: usize) -> Stream {
+    let all = real17_stream();
+    let start = rng.below((all.len() - len) as u64) as usize;
+    let end = (start + len).min(all.len());
+    Stream::new(format!("real 0.17 vectors/1 records {start}..{end}"), all[start..end].to_vec())
+}
+
 // ---------------------------------------------------------------------------
 // Generated streams
 

@@ -133,6 +133,8 @@ pub struct Truth {
     pub audit: BTreeMap<String, AuditTruth>,
     /// Records that count nothing because they are malformed.
     pub invalid: usize,
+    /// Soft-limit overdraws are counted (`{limit}#od`, the 0.17 semantics).
+    pub overdraws: bool,
     /// Consumption deltas (record x counted limit).
     pub deltas: usize,
 }
@@ -181,7 +183,14 @@ fn pad40(seq: &str) -> String {
 /// Compute the truth of `records` for `windows` (`SNAPSHOT_WINDOWS` order),
 /// with archival on or off.
 pub fn compute(records: &[Value], windows: &[&str], archival: bool) -> Truth {
-    let mut t = Truth::default();
+    compute_for(records, windows, archival, false)
+}
+
+/// [`compute`]; with `overdraws` (the zae-limiter 0.17 semantics) a soft
+/// limit's delta that consumed and left its shard below zero also counts 1
+/// in `{limit}#od` of each window's item.
+pub fn compute_for(records: &[Value], windows: &[&str], archival: bool, overdraws: bool) -> Truth {
+    let mut t = Truth { overdraws, ..Truth::default() };
     for r in records {
         let d = &r["dynamodb"];
         match r["eventName"].as_str() {
@@ -294,6 +303,11 @@ fn modify(t: &mut Truth, d: &Value, windows: &[&str]) {
                 watermarks: BTreeMap::new(),
             });
             *item.counters.entry(name.to_string()).or_insert(0) += floor_1000(delta);
+            let soft = new_map.contains_key(&format!("b_{name}_soft"));
+            let tk = n(new, &format!("b_{name}_tk")).and_then(int);
+            if t.overdraws && soft && delta > 0 && tk.is_some_and(|tk| tk < 0) {
+                *item.counters.entry(format!("{name}#od")).or_insert(0) += 1;
+            }
             item.total_events += 1;
             let padded = pad40(seq);
             let wm = item.watermarks.entry(source.clone()).or_default();
