@@ -246,7 +246,7 @@ async fn run_plan(args: &PlanArgs, vars: &[(String, String)]) -> u8 {
         }
     };
     // The plan command reads no table: without ZAE_LIMITER_VERSION it plans
-    // with the 0.13 semantics (docs/host.md#commands).
+    // with the 0.13 semantics (docs/host.md#configuration).
     let mut config = settings.config.clone();
     config.limiter = Some(crate::limiter::or_default(config.limiter));
     let batch = Batch {
