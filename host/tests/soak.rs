@@ -83,6 +83,9 @@ async fn soak() {
         let r = r.expect("a history panicked (see the panic message above for its seed)");
         if !r.verdict.holds() {
             eprintln!("FAILED seed {}: {}\n  reproduce: {}", r.seed, r.description, reproduce(r.seed));
+            for p in r.verdict.problems.iter().take(8) {
+                eprintln!("  problem: {p}");
+            }
         }
         results.push(r);
         if results.len().is_multiple_of(10) || results.len() as u64 == histories {
