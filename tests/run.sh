@@ -10,7 +10,8 @@
 # conformance kit over the native, wasmtime, Node and Python hosts
 # (tests/hosts/run-all.sh; npm ci and a pip venv on first use), and the parity
 # check against the Python aggregator (tests/parity/run.sh; it installs
-# zae-limiter 0.13.0 from PyPI; ZAE_SKIP_PARITY=1 skips it).
+# zae-limiter 0.13.0 and 0.17.0 from PyPI, each into its oracle's venv;
+# ZAE_SKIP_PARITY=1 skips it, ZAE_SKIP_PARITY17=1 only the 0.17 part).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$(date +%s)
