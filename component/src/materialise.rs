@@ -30,10 +30,9 @@ use crate::refill::floor_div;
 use crate::schedule::{self, Schedule};
 
 /// `wcu`: the per-partition write-capacity limit every bucket carries.
-pub const WCU: &str = "wcu";
-
+use crate::quota::WCU_LIMIT_NAME as WCU;
 /// `b_{name}_sched` / `b_{name}_rsched` value meaning "this limit has none".
-pub const SCHED_NONE: &str = schedule::BUCKET_SCHED_NONE;
+use crate::schedule::BUCKET_SCHED_NONE as SCHED_NONE;
 
 use crate::refill::refill_bucket_clamped as refill_bucket;
 
@@ -356,7 +355,7 @@ pub fn decide(state: &BucketState, now_ms: i64) -> Result<Decision, String> {
     // Limits of the latest image without a consumption counter in both
     // images accrue too (W10), toward the same schedule-free per-shard cap
     // the 0.13 planner uses, and only when they drip.
-    for l in accrual_only(state) {
+    for l in crate::refill::accrual_only(state) {
         if l.rp <= 0 || l.ra <= 0 || l.name == WCU {
             continue;
         }
@@ -448,11 +447,6 @@ fn next_boundary(item: &ItemSchedules, limits: &[Resolved], now_ms: i64) -> Resu
         }
     }
     Ok(out)
-}
-
-/// Limits of the latest image that the folded state does not hold.
-fn accrual_only<'s>(state: &'s BucketState) -> impl Iterator<Item = &'s Limit> {
-    state.latest.other_limits.iter().filter(move |o| !state.limits.iter().any(|l| l.name == o.name))
 }
 
 /// The UpdateItem of a planned write (placeholders only, W9).

@@ -45,7 +45,7 @@ use crate::refill::floor_div;
 /// Largest `shard_count` upstream propagates (`schema.MAX_SHARD_COUNT`).
 pub const MAX_SHARD_COUNT: i128 = 32;
 /// The reserved schedule value "this limit declares none" (#541).
-pub const BUCKET_SCHED_NONE: &str = "-";
+pub use crate::schedule::BUCKET_SCHED_NONE;
 /// The incarnation of an entity with neither `pinc` nor `created_at`.
 pub const LEGACY_INCARNATION: &str = "-";
 /// META's parent generation attribute (ADR-150).

@@ -103,9 +103,10 @@ pub enum Decision {
 }
 
 /// Limits of the latest image (found through `b_{name}_cp`) that the state does
-/// not hold, with their stored numbers.
-fn other_limits(state: &BucketState) -> Vec<Limit> {
-    state.latest.other_limits.iter().filter(|o| !state.limits.iter().any(|l| l.name == o.name)).cloned().collect()
+/// not hold, with their stored numbers: they never trigger a refill, but
+/// receive what they accrued when `rf` moves (W10).
+pub fn accrual_only<'s>(state: &'s BucketState) -> impl Iterator<Item = &'s Limit> {
+    state.latest.other_limits.iter().filter(move |o| !state.limits.iter().any(|l| l.name == o.name))
 }
 
 /// Decide for one bucket state at `now_ms`.
@@ -117,8 +118,7 @@ pub fn decide(state: &BucketState, now_ms: i64) -> Decision {
     let mut out = Vec::new();
     // Limits without a consumption counter in both images never trigger a
     // refill, but still receive what they accrued when `rf` moves (W10).
-    let accrual_only = other_limits(state);
-    for (l, can_trigger) in state.limits.iter().map(|l| (l, true)).chain(accrual_only.iter().map(|l| (l, false))) {
+    for (l, can_trigger) in state.limits.iter().map(|l| (l, true)).chain(accrual_only(state).map(|l| (l, false))) {
         if l.rp <= 0 || l.ra <= 0 {
             continue;
         }
