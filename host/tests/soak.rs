@@ -176,6 +176,14 @@ async fn soak() {
         verdict.watermark_mismatches,
         verdict.reader_mismatches
     ));
+    let mut verdict017 = Verdict::default();
+    for r in results.iter().filter(|r| r.description.contains("zae-limiter 0.17")) {
+        verdict017.absorb(&r.verdict);
+    }
+    out.push_str(&format!(
+        "  bucket writes replayed by the bucket check: {:?}; of which in 0.17 histories: {:?}\n",
+        verdict.bucket_writes_replayed, verdict017.bucket_writes_replayed
+    ));
     out.push_str(&format!("  failed histories: {}\n", failed.len()));
     for r in &failed {
         out.push_str(&format!("  FAILED seed {}: {}\n", r.seed, r.description));

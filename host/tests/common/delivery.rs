@@ -729,13 +729,7 @@ impl Harness {
         let ttl_range = (self.first_now.div_euclid(1000) + day, last_now.div_euclid(1000) + day);
         truth::check_snapshots(&self.truth, &items, ttl_range, &mut v);
         truth::check_archive(&self.truth, &objects, &mut v);
-        // The bucket replay knows the 0.13 writes (refill, doubling,
-        // propagation); under 0.17 the refill also stamps gc/wa/vu and clones
-        // are transactions, whose at-most-once is pinned by their own
-        // conditions (docs/delivery-guarantees.md) and by the e2e tests.
-        if self.sim.limiter != "0.17" {
-            truth::check_buckets(&self.stream.initial_items, &items, &self.proxy.log(), &mut v);
-        }
+        truth::check_buckets(&self.stream.initial_items, &items, &self.proxy.log(), &mut v);
         reader_queries(moto, &self.table, &self.truth, &mut v).await;
         for p in &self.stats.lock().unwrap().problems {
             v.problems.push(p.clone());

@@ -322,14 +322,27 @@ impl FaultProxy {
     /// Wait until no request is being handled (stalled ones included), so
     /// every write that will ever land has landed. Panics after a minute.
     pub async fn quiesce(&self) {
+        // Quiet means: nothing in flight and no new request for 250 ms in a
+        // row. A request still being received (a killed child's or an
+        // abandoned invocation's connection task, starved of CPU on a
+        // loaded machine) is not in flight yet; the quiet period gives it
+        // time to arrive, so that the verdict never reads the table while a
+        // write is on its way.
+        const QUIET: Duration = Duration::from_millis(250);
         let started = Instant::now();
+        let mut quiet_since: Option<(Instant, u64)> = None;
         loop {
-            if self.shared.in_flight.load(Ordering::SeqCst) == 0 {
-                // Connections that were accepted but not yet read count too:
-                // give them a moment, then check again.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                if self.shared.in_flight.load(Ordering::SeqCst) == 0 {
-                    return;
+            let seen = self.request_count();
+            if self.shared.in_flight.load(Ordering::SeqCst) != 0 {
+                quiet_since = None;
+            } else {
+                match quiet_since {
+                    Some((since, count)) if count == seen => {
+                        if since.elapsed() >= QUIET {
+                            return;
+                        }
+                    }
+                    _ => quiet_since = Some((Instant::now(), seen)),
                 }
             }
             assert!(started.elapsed() < Duration::from_secs(60), "the fault proxy did not quiesce within a minute");

@@ -411,6 +411,9 @@ pub struct Verdict {
     /// Bucket items whose final state is not the start state plus each
     /// applied write exactly once.
     pub bucket_mismatches: u64,
+    /// Applied bucket writes the replay evaluated, by kind (what the bucket
+    /// check covered; not a finding).
+    pub bucket_writes_replayed: BTreeMap<&'static str, u64>,
     /// Human-readable details, one per finding.
     pub problems: Vec<String>,
 }
@@ -453,6 +456,9 @@ impl Verdict {
         self.audit_mismatches += o.audit_mismatches;
         self.refills_applied_twice += o.refills_applied_twice;
         self.bucket_mismatches += o.bucket_mismatches;
+        for (k, n) in &o.bucket_writes_replayed {
+            *self.bucket_writes_replayed.entry(k).or_default() += n;
+        }
     }
 
     fn problem(&mut self, p: String) {
@@ -639,14 +645,36 @@ pub fn check_archive(truth: &Truth, objects: &[(String, Vec<u8>)], v: &mut Verdi
     }
 }
 
+/// One term of an applied update expression.
+#[derive(Debug, Clone)]
+enum Term {
+    /// `SET #a = :v`
+    Set(String, Value),
+    /// `SET #a = if_not_exists(#a, :v)`
+    SetIfMissing(String, Value),
+    /// `ADD #a :v` (numbers)
+    Add(String, i128),
+    /// `REMOVE #a`
+    Remove(String),
+}
+
 /// A successful (`200`) aggregator write to a non-snapshot item, as the
-/// proxy saw it go to moto.
+/// proxy saw it go to moto: an `UpdateItem`, a `PutItem`, or one item of an
+/// applied `TransactWriteItems`.
 #[derive(Debug, Clone)]
 enum BucketWrite {
-    Refill { rf_new: String, adds: Vec<(String, i128)> },
-    ShardCount { value: i128, bump: bool },
-    Put { item: Value },
-    Other(String),
+    Update {
+        terms: Vec<Term>,
+        /// The refill lock's `rf` value (`#rf = :rf_old` in the condition).
+        refill_lock: Option<String>,
+        /// The shard count a doubling started from (`#sc = :old`).
+        doubled_from: Option<i128>,
+    },
+    Put {
+        item: Value,
+    },
+    /// An expression this replay does not know: always a problem.
+    Unknown(String),
 }
 
 fn names_values(body: &Value) -> (BTreeMap<String, String>, BTreeMap<String, Value>) {
@@ -661,45 +689,158 @@ fn names_values(body: &Value) -> (BTreeMap<String, String>, BTreeMap<String, Val
     (names, values)
 }
 
-fn classify(entry: &Logged) -> Option<((String, String), BucketWrite)> {
-    let body = entry.json()?;
-    match entry.dynamodb_op()? {
-        "UpdateItem" => {
-            let key = key_of(&body["Key"])?;
-            if is_usage(&key) {
-                return None;
+/// Split `s` at `sep` where no parenthesis is open.
+fn split_top(s: &str, sep: char) -> Vec<&str> {
+    let (mut out, mut depth, mut from) = (Vec::new(), 0i32, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            c if c == sep && depth == 0 => {
+                out.push(&s[from..i]);
+                from = i + c.len_utf8();
             }
-            let (names, values) = names_values(&body);
-            let expr = body["UpdateExpression"].as_str().unwrap_or("");
-            let cond = body["ConditionExpression"].as_str().unwrap_or("");
-            let name_of = |ph: &str| names.get(ph).cloned().unwrap_or_else(|| ph.to_string());
-            let number = |ph: &str| values.get(ph).and_then(|v| v["N"].as_str()).and_then(int);
-            let write = if names.values().any(|n| n == "rf") {
-                let (set, add) = expr.split_once(" ADD ").unwrap_or((expr, ""));
-                let rf_ph = set.split('=').nth(1).map(str::trim).unwrap_or("");
-                let rf_new = values.get(rf_ph).and_then(|v| v["N"].as_str()).unwrap_or("").to_string();
-                let adds = add
-                    .split(',')
-                    .filter_map(|term| {
-                        let mut it = term.split_whitespace();
-                        let (attr, val) = (it.next()?, it.next()?);
-                        Some((name_of(attr), number(val)?))
-                    })
-                    .collect();
-                BucketWrite::Refill { rf_new, adds }
-            } else if names.values().any(|n| n == "shard_count") {
-                let ph = expr.split('=').nth(1).map(str::trim).unwrap_or("");
-                BucketWrite::ShardCount { value: number(ph).unwrap_or(0), bump: !cond.contains('<') }
+            _ => {}
+        }
+    }
+    out.push(&s[from..]);
+    out
+}
+
+/// The terms of an update expression with its placeholders resolved, or
+/// the first part this replay cannot evaluate.
+fn parse_update(
+    expr: &str,
+    names: &BTreeMap<String, String>,
+    values: &BTreeMap<String, Value>,
+) -> Result<Vec<Term>, String> {
+    let name = |ph: &str| names.get(ph.trim()).cloned().ok_or_else(|| format!("unknown name {ph}"));
+    let value = |ph: &str| values.get(ph.trim()).cloned().ok_or_else(|| format!("unknown value {ph}"));
+    let mut terms = Vec::new();
+    // Clauses start with their keyword; placeholders never spell one.
+    let mut clauses: Vec<(&str, &str)> = Vec::new();
+    let mut rest = expr.trim();
+    while !rest.is_empty() {
+        let kw = ["SET ", "ADD ", "REMOVE "]
+            .into_iter()
+            .find(|k| rest.starts_with(k))
+            .ok_or_else(|| format!("at {rest:?}"))?;
+        let body = &rest[kw.len()..];
+        let next = [" SET ", " ADD ", " REMOVE "].iter().filter_map(|k| body.find(k)).min().unwrap_or(body.len());
+        clauses.push((kw.trim(), &body[..next]));
+        rest = body[next..].trim_start();
+    }
+    for (kw, body) in clauses {
+        for term in split_top(body, ',') {
+            let term = term.trim();
+            match kw {
+                "SET" => {
+                    let (lhs, rhs) = term.split_once('=').ok_or_else(|| format!("SET term {term:?}"))?;
+                    let attr = name(lhs)?;
+                    let rhs = rhs.trim();
+                    if let Some(args) = rhs.strip_prefix("if_not_exists(").and_then(|r| r.strip_suffix(')')) {
+                        let (a, v) = args.split_once(',').ok_or_else(|| format!("SET term {term:?}"))?;
+                        if name(a)? != attr {
+                            return Err(format!("if_not_exists of another attribute: {term:?}"));
+                        }
+                        terms.push(Term::SetIfMissing(attr, value(v)?));
+                    } else if rhs.starts_with(':') {
+                        terms.push(Term::Set(attr, value(rhs)?));
+                    } else {
+                        return Err(format!("SET term {term:?}"));
+                    }
+                }
+                "ADD" => {
+                    let mut it = term.split_whitespace();
+                    let (a, v) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+                    let n = value(v)?
+                        .get("N")
+                        .and_then(Value::as_str)
+                        .and_then(int)
+                        .ok_or_else(|| format!("ADD term {term:?}"))?;
+                    terms.push(Term::Add(name(a)?, n));
+                }
+                _ => terms.push(Term::Remove(name(term)?)),
+            }
+        }
+    }
+    Ok(terms)
+}
+
+/// The value a condition compares `attr` with by `attr = :v`, if it does.
+fn compared_with(
+    cond: &str,
+    attr: &str,
+    names: &BTreeMap<String, String>,
+    values: &BTreeMap<String, Value>,
+) -> Option<Value> {
+    let ph = names.iter().find(|(_, n)| *n == attr)?.0;
+    let pattern = format!("{ph} = :");
+    // `#rf = :` must not match inside `#qrf = :`.
+    let at = cond
+        .match_indices(&pattern)
+        .map(|(i, _)| i)
+        .find(|&i| i == 0 || !cond[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'))?;
+    let v: String =
+        cond[at + pattern.len() - 1..].chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+    values.get(&v).cloned()
+}
+
+fn classify_update(body: &Value) -> Option<((String, String), BucketWrite)> {
+    let key = key_of(&body["Key"])?;
+    if is_usage(&key) {
+        return None;
+    }
+    let (names, values) = names_values(body);
+    let expr = body["UpdateExpression"].as_str().unwrap_or("");
+    let cond = body["ConditionExpression"].as_str().unwrap_or("");
+    let write = match parse_update(expr, &names, &values) {
+        Ok(terms) => {
+            let sets = |attr: &str| terms.iter().any(|t| matches!(t, Term::Set(a, _) if a == attr));
+            // A refill applied without its lock could apply any number of
+            // times: it counts under a lock of its own name.
+            let refill_lock = if sets("rf") {
+                Some(
+                    compared_with(cond, "rf", &names, &values)
+                        .and_then(|v| v["N"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| "(no rf condition)".to_string()),
+                )
             } else {
-                BucketWrite::Other(expr.to_string())
+                None
             };
-            Some((key, write))
+            let doubled_from = if sets("shard_count") {
+                compared_with(cond, "shard_count", &names, &values).and_then(|v| v["N"].as_str().and_then(int))
+            } else {
+                None
+            };
+            BucketWrite::Update { terms, refill_lock, doubled_from }
         }
-        "PutItem" => {
-            let item = body["Item"].clone();
-            Some((key_of(&item)?, BucketWrite::Put { item }))
+        Err(why) => BucketWrite::Unknown(format!("{expr} ({why})")),
+    };
+    Some((key, write))
+}
+
+/// The bucket writes of one applied request, in the order moto applied them.
+fn classify(entry: &Logged) -> Vec<((String, String), BucketWrite)> {
+    let Some(body) = entry.json() else { return Vec::new() };
+    match entry.dynamodb_op() {
+        Some("UpdateItem") => classify_update(&body).into_iter().collect(),
+        Some("PutItem") => {
+            key_of(&body["Item"]).map(|k| (k, BucketWrite::Put { item: body["Item"].clone() })).into_iter().collect()
         }
-        _ => None,
+        Some("TransactWriteItems") => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                if let Some(put) = t.get("Put") {
+                    Some((key_of(&put["Item"])?, BucketWrite::Put { item: put["Item"].clone() }))
+                } else {
+                    classify_update(t.get("Update")?)
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -713,21 +854,48 @@ fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn with_n(item: &mut Value, attr: &str, f: impl Fn(i128) -> i128) {
-    let cur = n(item, attr).and_then(int).unwrap_or(0);
-    item[attr] = serde_json::json!({"N": f(cur).to_string()});
+fn apply(item: &mut Map<String, Value>, terms: &[Term]) {
+    for t in terms {
+        match t {
+            Term::Set(a, v) => {
+                item.insert(a.clone(), v.clone());
+            }
+            Term::SetIfMissing(a, v) => {
+                item.entry(a.clone()).or_insert_with(|| v.clone());
+            }
+            Term::Add(a, d) => {
+                let cur = item.get(a).and_then(|v| v["N"].as_str()).and_then(int).unwrap_or(0);
+                item.insert(a.clone(), serde_json::json!({ "N": (cur + d).to_string() }));
+            }
+            Term::Remove(a) => {
+                item.remove(a);
+            }
+        }
+    }
 }
 
 /// Compare every non-snapshot item with its start state plus the writes
-/// moto applied to it (from the proxy log): at most one refill per bucket
-/// item (the `rf` lock), at most one shard doubling, each clone created
-/// once, and nothing else changed.
+/// moto applied to it (from the proxy log, transactions included), replayed
+/// in order: each refill lock (`rf` value) used by at most one applied
+/// refill, each doubling from a given count applied at most once, each
+/// clone created once and never over an existing item, and nothing else
+/// changed.
 pub fn check_buckets(initial: &[Value], items: &[Value], log: &[Logged], v: &mut Verdict) {
     let mut applied: BTreeMap<(String, String), Vec<BucketWrite>> = BTreeMap::new();
     let mut entries: Vec<&Logged> = log.iter().filter(|e| e.applied()).collect();
     entries.sort_by_key(|e| e.ordinal);
     for e in entries {
-        if let Some((key, w)) = classify(e) {
+        let transaction = e.dynamodb_op() == Some("TransactWriteItems");
+        for (key, w) in classify(e) {
+            let kind = match &w {
+                _ if transaction => "transaction item (clone put, donor debit)",
+                BucketWrite::Update { refill_lock: Some(_), .. } => "refill",
+                BucketWrite::Update { doubled_from: Some(_), .. } => "doubling",
+                BucketWrite::Update { .. } => "other update (propagation)",
+                BucketWrite::Put { .. } => "put (clone)",
+                BucketWrite::Unknown(_) => "unknown",
+            };
+            *v.bucket_writes_replayed.entry(kind).or_default() += 1;
             applied.entry(key).or_default().push(w);
         }
     }
@@ -736,55 +904,53 @@ pub fn check_buckets(initial: &[Value], items: &[Value], log: &[Logged], v: &mut
         items.iter().filter_map(|i| Some((key_of(i)?, i))).filter(|(k, _)| !is_usage(k)).collect();
     for (key, got) in &finals {
         let writes = applied.remove(key).unwrap_or_default();
-        let mut expected: Value = match start.get(key) {
-            Some(i) => (*i).clone(),
-            None => {
-                let puts: Vec<&Value> = writes
-                    .iter()
-                    .filter_map(|w| match w {
-                        BucketWrite::Put { item } => Some(item),
-                        _ => None,
-                    })
-                    .collect();
-                if puts.len() != 1 {
-                    v.bucket_mismatches += 1;
-                    v.problem(format!("item {key:?} not in the start state, created by {} applied puts", puts.len()));
-                    continue;
-                }
-                puts[0].clone()
-            }
-        };
-        let refills = writes.iter().filter(|w| matches!(w, BucketWrite::Refill { .. })).count() as u64;
-        if refills > 1 {
-            v.refills_applied_twice += refills - 1;
-            v.problem(format!("{key:?}: {refills} refills applied"));
-        }
-        let bumps = writes.iter().filter(|w| matches!(w, BucketWrite::ShardCount { bump: true, .. })).count();
-        if bumps > 1 {
-            v.bucket_mismatches += 1;
-            v.problem(format!("{key:?}: shard_count doubled {bumps} times"));
-        }
+        let mut expected: Option<Map<String, Value>> = start.get(key).and_then(|i| i.as_object().cloned());
+        let mut locks: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut doublings: BTreeMap<i128, u64> = BTreeMap::new();
         for w in &writes {
             match w {
-                BucketWrite::Refill { rf_new, adds } => {
-                    expected["rf"] = serde_json::json!({ "N": rf_new });
-                    for (attr, d) in adds {
-                        with_n(&mut expected, attr, |x| x + d);
+                BucketWrite::Put { item } => match expected {
+                    Some(_) => {
+                        v.bucket_mismatches += 1;
+                        v.problem(format!("{key:?}: a put replaced an existing item"));
+                    }
+                    None => expected = item.as_object().cloned(),
+                },
+                BucketWrite::Update { terms, refill_lock, doubled_from } => {
+                    if let Some(lock) = refill_lock {
+                        *locks.entry(lock).or_default() += 1;
+                    }
+                    if let Some(from) = doubled_from {
+                        *doublings.entry(*from).or_default() += 1;
+                    }
+                    match expected.as_mut() {
+                        Some(item) => apply(item, terms),
+                        None => {
+                            v.bucket_mismatches += 1;
+                            v.problem(format!("{key:?}: an update applied before the item existed: {terms:?}"));
+                        }
                     }
                 }
-                BucketWrite::ShardCount { value, .. } => with_n(&mut expected, "shard_count", |x| x.max(*value)),
-                BucketWrite::Put { .. } if start.contains_key(key) => {
-                    v.bucket_mismatches += 1;
-                    v.problem(format!("{key:?}: a put replaced an existing item"));
-                }
-                BucketWrite::Put { .. } => {}
-                BucketWrite::Other(expr) => {
+                BucketWrite::Unknown(expr) => {
                     v.bucket_mismatches += 1;
                     v.problem(format!("{key:?}: unexpected applied update {expr}"));
                 }
             }
         }
-        let (Some(e), Some(g)) = (expected.as_object(), got.as_object()) else { continue };
+        for (lock, n) in locks.into_iter().filter(|(_, n)| *n > 1) {
+            v.refills_applied_twice += n - 1;
+            v.problem(format!("{key:?}: {n} refills applied under the lock rf = {lock}"));
+        }
+        for (from, n) in doublings.into_iter().filter(|(_, n)| *n > 1) {
+            v.bucket_mismatches += 1;
+            v.problem(format!("{key:?}: shard_count doubled {n} times from {from}"));
+        }
+        let Some(e) = expected else {
+            v.bucket_mismatches += 1;
+            v.problem(format!("item {key:?} is neither in the start state nor created by an applied put"));
+            continue;
+        };
+        let Some(g) = got.as_object() else { continue };
         let names: BTreeSet<&String> = e.keys().chain(g.keys()).collect();
         let differs: Vec<String> = names
             .into_iter()
