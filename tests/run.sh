@@ -18,21 +18,23 @@ start=$(date +%s)
 # shellcheck source=tests/env.sh
 source tests/env.sh
 
-echo "== cargo fmt --check"
-cargo fmt --all --check
+# step NAME COMMAND...: runs one step and prints how long it took (the
+# time CI spends is visible step by step in its log).
+step() {
+    local name=$1 t0
+    shift
+    echo "== $name"
+    t0=$(date +%s)
+    "$@"
+    echo "== $name: $(( $(date +%s) - t0 )) s"
+}
 
-echo "== cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
-
-echo "== cargo test --workspace $*"
-cargo test --workspace "$@"
-
-echo "== the component in every host (tests/hosts/run-all.sh)"
-bash tests/hosts/run-all.sh
-
+step "cargo fmt --check" cargo fmt --all --check
+step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+step "cargo test --workspace $*" cargo test --workspace "$@"
+step "the component in every host (tests/hosts/run-all.sh)" bash tests/hosts/run-all.sh
 if [ "${ZAE_SKIP_PARITY:-0}" != 1 ]; then
-    echo "== parity with the Python aggregator (tests/parity/run.sh)"
-    bash tests/parity/run.sh
+    step "parity with the Python aggregator (tests/parity/run.sh)" bash tests/parity/run.sh
 fi
 
 echo "== tests finished in $(( $(date +%s) - start )) s"
