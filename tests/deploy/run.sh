@@ -15,18 +15,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$(pwd)
 
+# shellcheck source=tests/env.sh
+source tests/env.sh
 venv="$root/target/deploy-venv"
-req="$root/tests/deploy/requirements.txt"
-if [ ! -x "$venv/bin/cfn-lint" ] || ! cmp -s "$req" "$venv/requirements.txt"; then
-    echo "== installing cfn-lint into $venv" >&2
-    python3 -m venv "$venv" >&2
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
-    cp "$req" "$venv/requirements.txt"
-fi
-if [ -z "${ZAE_MOTO_VENV:-}" ]; then
-    # shellcheck source=tests/env.sh
-    source tests/env.sh
-fi
+zae_venv "$venv" "$root/tests/deploy/requirements.txt" cfn-lint cfn-lint
 py="$ZAE_MOTO_VENV/bin/python"
 
 failed=0
