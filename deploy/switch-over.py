@@ -14,8 +14,12 @@ printed command is its exact AWS CLI equivalent).
 Switch-over, on upstream's function "{NAME}-aggregator" and its one DynamoDB
 stream event source mapping:
   1. disable the mapping and wait until it is Disabled (its checkpoint stays);
-  2. runtime provided.al2023, handler bootstrap, the environment plus
-     ZAE_LIMITER_VERSION (chosen from the version record as it is now);
+  2. the function's role gets the inline policy "zae-aggregator": the
+     DynamoDB actions zae-aggregator makes on the table (upstream 0.13.0's
+     role lacks GetItem and ConditionCheckItem);
+     runtime provided.al2023, handler bootstrap, the environment plus
+     ZAE_LIMITER_VERSION (what the version record says once stamped: 0.17
+     when there is a record, else 0.13);
   3. the code (bootstrap.zip) on arm64;
   4. the mapping's settings and filter: README.md "Required event source
      mapping settings" (the same values as deploy/cloudformation.yaml);
@@ -61,6 +65,11 @@ TAG_VALUE = "switched-over"
 # compares the library's own version with before pushing Python code.
 VERSION_KEY = {"PK": {"S": "_/SYSTEM#"}, "SK": {"S": "#VERSION"}}
 STAMP = "0.17.0"
+# The inline policy added to the function's role: every DynamoDB action
+# zae-aggregator makes on the table (host/src/executor.rs, host/src/limiter.rs;
+# the same list as the templates' role; tests/deploy/ checks both).
+ROLE_POLICY_NAME = "zae-aggregator"
+TABLE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:ConditionCheckItem"]
 STAMPED_BY = "zae-aggregator switch-over"
 
 
@@ -90,6 +99,7 @@ class Aws:
         session = boto3.session.Session(region_name=region)
         self.lam = session.client("lambda")
         self.ddb = session.client("dynamodb")
+        self.iam = session.client("iam")
         self.apply = apply
         self.writes = 0
 
@@ -208,6 +218,16 @@ def stamp_version(aws: Aws, table: str, expect: str | None, value: str, by: str)
               lambda: aws.ddb.update_item(**args))
 
 
+def table_arn(stream_arn: str) -> str:
+    """arn:aws:dynamodb:R:A:table/NAME/stream/LABEL -> arn:aws:dynamodb:R:A:table/NAME"""
+    return stream_arn.split("/stream/")[0]
+
+
+def role_policy(table: str) -> dict:
+    return {"Version": "2012-10-17",
+            "Statement": [{"Sid": "ZaeAggregatorTable", "Effect": "Allow", "Action": TABLE_ACTIONS, "Resource": table}]}
+
+
 def mapping_settings(m: dict) -> dict:
     """The settings of a mapping that switch-over changes, as the update call
     takes them (for the state file and rollback)."""
@@ -233,7 +253,13 @@ def switch_over(aws: Aws, args) -> None:
     if fn.get("Runtime") == RUNTIME and fn.get("Handler") == HANDLER:
         raise SystemExit(f"{function} already runs {RUNTIME}/{HANDLER}: nothing to switch over "
                          f"(roll back with --rollback)")
-    limiter = args.limiter_version or env.get("ZAE_LIMITER_VERSION") or semantics_for(lambda_version)
+    stamp = has_record and (release(lambda_version) is None or release(lambda_version) < release(STAMP))
+    # Once stamped, the record says 0.17.0 and zae-limiter's client opens its
+    # 0.17 features (its lambda_version gates): the function must then serve
+    # the 0.17 semantics, which handle items written by older clients as
+    # upstream's 0.17.0 aggregator does during a rolling upgrade.
+    limiter = args.limiter_version or semantics_for(STAMP if stamp else lambda_version)
+    role_name = fn["Role"].rsplit("/", 1)[-1]
     print(f"# function {function}, mapping {m['UUID']} ({m['State']}), table {table}, "
           f"lambda_version {lambda_version!r}: serving zae-limiter {limiter}", flush=True)
 
@@ -252,12 +278,12 @@ def switch_over(aws: Aws, args) -> None:
         "version_record": has_record,
         "lambda_version": lambda_version,
         "stamped": None,
+        "role": role_name,
     }
     new_env = dict(env)
     new_env["ZAE_LIMITER_VERSION"] = limiter
     settings = dict(ESM_SETTINGS, BatchSize=args.batch_size, ParallelizationFactor=args.parallelization_factor,
                     FilterCriteria={"Filters": [{"Pattern": p} for p in FILTER_PATTERNS]})
-    stamp = has_record and (release(lambda_version) is None or release(lambda_version) < release(STAMP))
     if stamp:
         state["stamped"] = STAMP
     if not has_record:
@@ -268,6 +294,11 @@ def switch_over(aws: Aws, args) -> None:
         print(f"# state saved to {args.state} (needed by --rollback)", flush=True)
 
     set_enabled(aws, m["UUID"], False)
+    document = cli_json(role_policy(table_arn(m["EventSourceArn"])))
+    aws.write(["aws", "iam", "put-role-policy", "--role-name", role_name, "--policy-name", ROLE_POLICY_NAME,
+               "--policy-document", document],
+              lambda: aws.iam.put_role_policy(RoleName=role_name, PolicyName=ROLE_POLICY_NAME,
+                                              PolicyDocument=document))
     update_configuration(aws, function, RUNTIME, HANDLER, new_env)
     update_code(aws, function, args.code, ARCHITECTURE)
     update_mapping(aws, m["UUID"], settings)
@@ -294,6 +325,9 @@ def rollback(aws: Aws, args) -> None:
     update_mapping(aws, m["UUID"], state["mapping"])
     aws.write(["aws", "lambda", "untag-resource", "--resource", fn["FunctionArn"], "--tag-keys", TAG_KEY],
               lambda: aws.lam.untag_resource(Resource=fn["FunctionArn"], TagKeys=[TAG_KEY]))
+    if state.get("role"):
+        aws.write(["aws", "iam", "delete-role-policy", "--role-name", state["role"], "--policy-name", ROLE_POLICY_NAME],
+                  lambda: aws.iam.delete_role_policy(RoleName=state["role"], PolicyName=ROLE_POLICY_NAME))
     if state.get("stamped") and not state.get("lambda_version"):
         print(f"# lambda_version was unset before the stamp; set it back by hand if needed "
               f"(it is {state['stamped']!r} now)", flush=True)
@@ -319,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rollback", action="store_true", help="restore the Python aggregator from --state")
     p.add_argument("--state", type=Path, help="state file (default switch-over-NAME.json)")
     p.add_argument("--limiter-version", choices=["0.13", "0.17"],
-                   help="ZAE_LIMITER_VERSION to pin (default: from the version record as it is before the stamp)")
+                   help="ZAE_LIMITER_VERSION to set (default: what the version record says once stamped: "
+                   "0.17 when the table has one, else 0.13)")
     p.add_argument("--batch-size", type=int, default=1000, help="records per invocation (default 1000)")
     p.add_argument("--parallelization-factor", type=int, default=1, choices=range(1, 11), metavar="1-10",
                    help="concurrent batches per shard (default 1)")

@@ -65,7 +65,7 @@ def run(moto: Moto, *args: str, expect_failure: bool = False) -> subprocess.Comp
     return p
 
 
-def snapshot(lam, ddb) -> dict:
+def snapshot(lam, ddb, iam) -> dict:
     fn = lam.get_function_configuration(FunctionName=FUNCTION)
     for k in ("ResponseMetadata", "LastModified", "RevisionId"):
         fn.pop(k, None)
@@ -74,7 +74,10 @@ def snapshot(lam, ddb) -> dict:
         x.pop("LastModified", None)
     tags = lam.list_tags(Resource=fn["FunctionArn"])["Tags"]
     rec = ddb.get_item(TableName=STACK, Key={"PK": {"S": "_/SYSTEM#"}, "SK": {"S": "#VERSION"}})["Item"]
-    return {"function": fn, "mappings": m, "tags": tags, "version": rec}
+    role = fn["Role"].rsplit("/", 1)[-1]
+    policies = {name: iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+                for name in iam.list_role_policies(RoleName=role)["PolicyNames"]}
+    return {"function": fn, "mappings": m, "tags": tags, "version": rec, "role_policies": policies}
 
 
 def writes(out: str) -> list[str]:
@@ -88,6 +91,7 @@ def writes(out: str) -> list[str]:
 with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
     tmp = Path(tmp)
     cfn, lam, ddb = moto.client("cloudformation"), moto.client("lambda"), moto.client("dynamodb")
+    iam = moto.client("iam")
     cfn.create_stack(StackName=STACK, TemplateBody=upstream_template(), Capabilities=["CAPABILITY_NAMED_IAM"],
                      Parameters=[{"ParameterKey": "EnableTracing", "ParameterValue": "true"}])
     c.eq(cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"], "CREATE_COMPLETE", "upstream stack")
@@ -95,7 +99,7 @@ with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
     ddb.put_item(TableName=STACK, Item={"PK": {"S": "_/SYSTEM#"}, "SK": {"S": "#VERSION"},
                                         "schema_version": {"S": "0.10.0"}, "lambda_version": {"S": "0.13.0"},
                                         "client_min_version": {"S": "0.0.0"}, "updated_by": {"S": "cli:0.13.0"}})
-    before = snapshot(lam, ddb)
+    before = snapshot(lam, ddb, iam)
     uuid = before["mappings"][0]["UUID"]
     c.eq(before["function"]["Runtime"], "python3.12", "upstream runtime")
     c.eq(before["mappings"][0]["MaximumRetryAttempts"], 3, "upstream mapping retries")
@@ -113,7 +117,8 @@ with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
     c.eq(dry.returncode, 0, "dry run exit status")
     if os.environ.get("ZAE_DEPLOY_VERBOSE") == "1":
         print(dry.stdout)
-    order = ["lambda update-event-source-mapping", "lambda get-event-source-mapping", "lambda update-function-configuration",
+    order = ["lambda update-event-source-mapping", "lambda get-event-source-mapping", "iam put-role-policy",
+             "lambda update-function-configuration",
              "lambda wait", "lambda update-function-code", "lambda wait", "lambda update-event-source-mapping",
              "lambda tag-resource", "dynamodb update-item", "lambda update-event-source-mapping",
              "lambda get-event-source-mapping"]
@@ -123,14 +128,14 @@ with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
     c.ok("--no-enabled" in dry.stdout and "--enabled" in dry.stdout, "disable and re-enable printed")
     c.ok("--architectures arm64" in dry.stdout and "--runtime provided.al2023 --handler bootstrap" in dry.stdout,
          "runtime, handler and architecture printed")
-    c.eq(snapshot(lam, ddb), before, "the dry run changed nothing")
+    c.eq(snapshot(lam, ddb, iam), before, "the dry run changed nothing")
     c.ok(not (tmp / "state.json").exists(), "the dry run wrote no state file")
 
     # 2. apply
     done = run(moto, "--code", str(code), "--state", str(tmp / "state.json"), "--apply")
     c.eq(done.returncode, 0, "apply exit status")
     c.eq(writes(done.stdout), order, "apply makes the same calls in the same order")
-    after = snapshot(lam, ddb)
+    after = snapshot(lam, ddb, iam)
     fn = after["function"]
     c.eq((fn["Runtime"], fn["Architectures"], fn["Handler"]), ("provided.al2023", ["arm64"], "bootstrap"),
          "runtime, architecture, handler")
@@ -139,8 +144,21 @@ with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
     # moto keeps the upstream template's Number parameter as a number in
     # Variables (real Lambda has strings): compare as strings.
     env_before = {k: str(v) for k, v in before["function"]["Environment"]["Variables"].items()}
-    want_env = dict(env_before, ZAE_LIMITER_VERSION="0.13")
-    c.eq(fn["Environment"]["Variables"], want_env, "environment kept, ZAE_LIMITER_VERSION pinned")
+    # The record is stamped 0.17.0, which opens the 0.17 client's features:
+    # the function serves the 0.17 semantics from now on.
+    want_env = dict(env_before, ZAE_LIMITER_VERSION="0.17")
+    c.eq(fn["Environment"]["Variables"], want_env, "environment kept, ZAE_LIMITER_VERSION as the stamped record says")
+    added = after["role_policies"].get("zae-aggregator")
+    if isinstance(added, str):
+        added = json.loads(added)
+    table_arn = lam.list_event_source_mappings(FunctionName=FUNCTION)["EventSourceMappings"][0]["EventSourceArn"]
+    table_arn = table_arn.split("/stream/")[0]
+    c.eq(added and added["Statement"], [{"Sid": "ZaeAggregatorTable", "Effect": "Allow",
+                                         "Action": ["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem",
+                                                    "dynamodb:ConditionCheckItem"], "Resource": table_arn}],
+         "the role gets zae-aggregator's table actions, on the table only")
+    c.eq({k: v for k, v in after["role_policies"].items() if k != "zae-aggregator"}, before["role_policies"],
+         "upstream's own role policies untouched")
     c.eq([m["UUID"] for m in after["mappings"]], [uuid], "same mapping UUID")
     m = after["mappings"][0]
     esm = load_template(ROOT / "deploy/cloudformation.yaml")["Resources"]["EventSourceMapping"]["Properties"]
@@ -162,7 +180,7 @@ with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
     # 3. rollback
     back = run(moto, "--rollback", "--code", str(python_zip), "--state", str(tmp / "state.json"), "--apply")
     c.eq(back.returncode, 0, "rollback exit status")
-    restored = snapshot(lam, ddb)
+    restored = snapshot(lam, ddb, iam)
     for k in ("Runtime", "Handler", "Architectures"):
         c.eq(restored["function"][k], before["function"][k], f"rolled back {k}")
     c.eq(restored["function"]["Environment"]["Variables"], env_before, "rolled back environment")
@@ -176,5 +194,6 @@ with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
         c.eq(restored["mappings"][0].get(k, default), before["mappings"][0].get(k, default), f"rolled back mapping {k}")
     c.eq(restored["version"]["lambda_version"], {"S": "0.13.0"}, "rolled back lambda_version")
     c.ok("zae-aggregator" not in restored["tags"], "tag removed")
+    c.eq(restored["role_policies"], before["role_policies"], "rollback removes the added role policy")
     c.eq(os.path.exists(tmp / "state.json"), True, "state file kept")
 c.finish()

@@ -102,6 +102,11 @@ for call in called:
 table_arn = {"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}"}
 table_actions = {a for a, res, _ in actions["dynamodb"] if res == table_arn}
 c.eq(table_actions, want, "DynamoDB actions on the table = the operations host/src makes")
+# switch-over.sh grants the same actions to upstream's role.
+switch_src = (ROOT / "deploy/switch-over.py").read_text()
+table_actions_line = re.search(r"^TABLE_ACTIONS = (\[.*\])$", switch_src, re.M)
+c.eq(set(json.loads(table_actions_line.group(1))) if table_actions_line else None, want,
+     "switch-over.py's TABLE_ACTIONS = the operations host/src makes")
 stream = {a for a, res, _ in actions["dynamodb"] if res == {"Ref": "TableStreamArn"}}
 c.eq(stream, {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}, "stream actions")
 c.eq({a for a, res, _ in actions["dynamodb"] if res == "*"}, {"dynamodb:ListStreams"}, "the only '*' grant")
