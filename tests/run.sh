@@ -8,7 +8,9 @@
 # Installs what it needs first (tests/env.sh). Extra arguments go to
 # `cargo test` (e.g. `bash tests/run.sh -p zae-planner`). Then the
 # conformance kit over the native, wasmtime, Node and Python hosts
-# (tests/hosts/run-all.sh; npm ci and a pip venv on first use), and the parity
+# (tests/hosts/run-all.sh; npm ci and a pip venv on first use), the deployment
+# tests (tests/deploy/run.sh: cfn-lint, the templates on moto, switch-over;
+# ZAE_SKIP_DEPLOY=1 skips them), and the parity
 # check against the Python aggregator (tests/parity/run.sh; it installs
 # zae-limiter 0.13.0 and 0.17.0 from PyPI, each into its oracle's venv;
 # ZAE_SKIP_PARITY=1 skips it, ZAE_SKIP_PARITY17=1 only the 0.17 part).
@@ -33,6 +35,9 @@ step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace $*" cargo test --workspace "$@"
 step "the component in every host (tests/hosts/run-all.sh)" bash tests/hosts/run-all.sh
+if [ "${ZAE_SKIP_DEPLOY:-0}" != 1 ]; then
+    step "deployment templates and switch-over (tests/deploy/run.sh)" bash tests/deploy/run.sh
+fi
 if [ "${ZAE_SKIP_PARITY:-0}" != 1 ]; then
     step "parity with the Python aggregator (tests/parity/run.sh)" bash tests/parity/run.sh
 fi
