@@ -174,8 +174,16 @@ impl Planner {
         // SAFETY: COMPONENT_CWASM was produced by build.rs with the same
         // wasmtime version and engine configuration, and is part of this
         // binary; wasmtime still checks version, configuration and CPU.
+        let started = std::time::Instant::now();
         match unsafe { Self::from_precompiled(COMPONENT_CWASM, limits) } {
-            Ok(p) => Ok(p),
+            Ok(p) => {
+                // deploy/verify_package.py looks for this line to prove a
+                // cross-built package runs the code precompiled for it.
+                tracing::debug!(target: "zae_aggregator::engine", engine_target = ENGINE_TARGET,
+                    load_ms = started.elapsed().as_millis() as u64,
+                    "Planner loaded from the code precompiled at build time");
+                Ok(p)
+            }
             Err(e) => {
                 tracing::warn!(target: "zae_aggregator::engine", exception = %format!("{e:#}"),
                     "Precompiled planner unusable here; compiling the component");

@@ -86,19 +86,22 @@ pub fn now_ms() -> i64 {
 const INIT_ERROR_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Report a start-up failure to `http://{runtime_api}/2018-06-01/runtime/init/error`
-/// (`runtime_api` is `AWS_LAMBDA_RUNTIME_API`, `host:port`) with Lambda's
-/// error payload and the `Runtime.InitError` error type header. Returns the
-/// HTTP status of the answer.
+/// (`runtime_api` is `AWS_LAMBDA_RUNTIME_API`: `host:port` on Lambda; an
+/// `http://` scheme and a path prefix, as emulators such as cargo-lambda's
+/// give, are accepted too) with Lambda's error payload and the
+/// `Runtime.InitError` error type header. Returns the HTTP status of the
+/// answer.
 pub async fn report_init_error(runtime_api: &str, error_type: &str, message: &str) -> std::io::Result<u16> {
+    let (authority, prefix) = split_runtime_api(runtime_api);
     let body = serde_json::json!({"errorType": error_type, "errorMessage": message}).to_string();
     let request = format!(
-        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {runtime_api}\r\n\
+        "POST {prefix}/2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {authority}\r\n\
          Content-Type: application/json\r\nLambda-Runtime-Function-Error-Type: Runtime.InitError\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let exchange = async {
-        let mut stream = TcpStream::connect(runtime_api).await?;
+        let mut stream = TcpStream::connect(authority).await?;
         stream.write_all(request.as_bytes()).await?;
         let mut head = Vec::new();
         let mut chunk = [0u8; 512];
@@ -117,6 +120,17 @@ pub async fn report_init_error(runtime_api: &str, error_type: &str, message: &st
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the runtime API did not answer"))?
 }
 
+/// `AWS_LAMBDA_RUNTIME_API` as (`host:port`, path prefix without a trailing
+/// `/`): `127.0.0.1:9001` -> (`127.0.0.1:9001`, ``),
+/// `http://127.0.0.1:9000/.rt` -> (`127.0.0.1:9000`, `/.rt`).
+fn split_runtime_api(runtime_api: &str) -> (&str, &str) {
+    let rest = runtime_api.strip_prefix("http://").unwrap_or(runtime_api);
+    match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+        None => (rest, ""),
+    }
+}
+
 /// The status code of an HTTP/1.x status line (`HTTP/1.1 202 Accepted`).
 fn parse_status(head: &[u8]) -> Option<u16> {
     let line = head.split(|&b| b == b'\n').next()?;
@@ -129,6 +143,14 @@ fn parse_status(head: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_api_forms() {
+        assert_eq!(split_runtime_api("127.0.0.1:9001"), ("127.0.0.1:9001", ""));
+        assert_eq!(split_runtime_api("http://127.0.0.1:9000/.rt"), ("127.0.0.1:9000", "/.rt"));
+        assert_eq!(split_runtime_api("http://[::1]:9000/.rt/"), ("[::1]:9000", "/.rt"));
+        assert_eq!(split_runtime_api("localhost:9001/"), ("localhost:9001", ""));
+    }
 
     #[test]
     fn status_lines() {
