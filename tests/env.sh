@@ -16,19 +16,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2 >&2
 fi
 
-# zae_venv VENV REQUIREMENTS EXECUTABLE WHAT: (re)install VENV from the
-# pinned REQUIREMENTS file unless it has EXECUTABLE and was made from the
-# same file (a copy is kept in VENV). Also used by tests/deploy/run.sh.
-zae_venv() {
-    local venv=$1 req=$2 exe=$3 what=$4 copy
-    copy="$venv/$(basename "$req")"
-    if [ ! -x "$venv/bin/$exe" ] || ! cmp -s "$req" "$copy"; then
-        echo "== installing $what into $venv" >&2
-        python3 -m venv "$venv" >&2
-        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
-        cp "$req" "$copy"
-    fi
-}
+# shellcheck source=tests/venv.sh
+source "$_zae_root/tests/venv.sh"
 
 ZAE_MOTO_VENV="${ZAE_MOTO_VENV:-$_zae_root/target/moto-venv}"
 zae_venv "$ZAE_MOTO_VENV" "$_zae_root/tests/requirements-moto.txt" moto_server "the moto server"

@@ -2,7 +2,9 @@
 # The deployment tests: both templates linted with cfn-lint (informational
 # checks included), compared with each other and with the code, the plain one
 # deployed on a moto server, the README's required settings compared with
-# the templates, and deploy/switch-over.sh run against upstream's own stack.
+# the templates, deploy/switch-over.sh run against upstream's own stack,
+# deploy/package.sh on the debug build (the arm64 cross build itself runs
+# outside CI), and the Lambda loop under cargo-lambda's Runtime API emulator.
 #
 #   bash tests/deploy/run.sh
 #
@@ -19,7 +21,14 @@ root=$(pwd)
 source tests/env.sh
 venv="$root/target/deploy-venv"
 zae_venv "$venv" "$root/tests/deploy/requirements.txt" cfn-lint cfn-lint
+# cargo-lambda (its Runtime API emulator and its view of the package
+# metadata), the venv deploy/package.sh builds with.
+package_venv="$root/target/package-venv"
+zae_venv "$package_venv" "$root/deploy/requirements-package.txt" cargo-lambda "cargo-lambda and zig"
 py="$ZAE_MOTO_VENV/bin/python"
+# The debug build of the binary (tests/run.sh's cargo test made it).
+bin="$root/target/debug/zae-aggregator"
+[ -x "$bin" ] || cargo build --locked -p zae-aggregator --bin zae-aggregator
 
 failed=0
 step() {
@@ -39,6 +48,16 @@ step "templates are twins and match the code" "$py" tests/deploy/test_templates.
 step "README settings table = templates" "$py" tests/deploy/test_settings_table.py
 step "plain template on moto" "$py" tests/deploy/test_stack.py
 step "switch-over on upstream 0.13.0's stack" env PYTHON="$py" "$py" tests/deploy/test_switch_over.py
+step "package.sh on the debug build, and cargo-lambda's metadata" \
+    env ZAE_BIN="$bin" CARGO_LAMBDA="$package_venv/bin/cargo-lambda" "$py" tests/deploy/test_package.py
+step "the Lambda loop under cargo-lambda's Runtime API emulator" \
+    env ZAE_BIN="$bin" CARGO_LAMBDA="$package_venv/bin/cargo-lambda" "$py" tests/deploy/test_runtime_emulator.py
+# SAM's CLI takes minutes to install: only when asked (outside CI).
+if [ "${ZAE_DEPLOY_SAM:-0}" = 1 ]; then
+    zae_venv "$root/target/sam-venv" "$root/tests/deploy/requirements-sam.txt" sam "the SAM CLI"
+    step "sam build and sam package of the SAM template" \
+        env ZAE_BIN="$bin" SAM="$root/target/sam-venv/bin/sam" "$py" tests/deploy/test_sam.py
+fi
 
 if [ "$failed" -ne 0 ]; then
     echo "== deploy tests: $failed step(s) failed" >&2

@@ -1,0 +1,100 @@
+"""deploy/package.sh without the cross build (which runs outside CI: see
+deploy/README.md#building-the-package): the packaging and its checks, on
+binaries made here.
+
+    ZAE_BIN=target/debug/zae-aggregator CARGO_LAMBDA=.../cargo-lambda python test_package.py
+
+* `--arch x86_64 --binary ZAE_BIN --verify`: the ELF and glibc checks pass,
+  bootstrap.zip holds one executable `bootstrap` equal to the binary, and
+  deploy/verify_package.py finds every plannable conformance vector planned
+  byte for byte and the precompiled component loaded;
+* `--arch arm64` on that x86_64 binary fails (wrong ELF machine);
+* a binary that needs glibc 2.36 (a C program calling `arc4random`, built
+  with this machine's gcc; skipped where the C library is older) fails the
+  glibc check;
+* bad arguments exit 2;
+* `[package.metadata.lambda]` (host/Cargo.toml), as `cargo lambda system`
+  reads it, builds the arm64 glibc-2.34 target and deploys with the
+  templates' defaults (runtime, memory, timeout, environment).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import ROOT, SAM_TEMPLATE, Checks, load_template  # noqa: E402
+
+c = Checks("package")
+binary = Path(os.environ.get("ZAE_BIN", ROOT / "target" / "debug" / "zae-aggregator"))
+if not binary.is_file():
+    raise SystemExit(f"no zae-aggregator binary at {binary} (cargo build --bin zae-aggregator, or set ZAE_BIN)")
+cargo_lambda = os.environ.get("CARGO_LAMBDA", "cargo-lambda")
+
+
+def package(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "deploy" / "package.sh"), *args], capture_output=True, text=True,
+                          timeout=1800)
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    tmp = Path(tmp)
+    out = tmp / "lambda"
+    p = package("--arch", "x86_64", "--binary", str(binary), "--lambda-dir", str(out), "--verify")
+    print(p.stdout, end="")
+    if not c.eq(p.returncode, 0, f"package.sh --arch x86_64 --verify exit code\n{p.stderr}"):
+        c.finish()
+    c.ok("x86_64 ELF, needs glibc <=" in p.stdout, "the ELF and glibc checks ran")
+    c.ok("precompiled code for x86_64-unknown-linux-gnu loaded" in p.stdout, "the precompiled component was used")
+    c.ok(" vectors planned byte for byte like " in p.stdout, "verify_package.py checked the vectors")
+    z = zipfile.ZipFile(out / "zae-aggregator" / "bootstrap.zip")
+    infos = z.infolist()
+    c.eq([i.filename for i in infos], ["bootstrap"], "bootstrap.zip holds only bootstrap")
+    c.eq(infos[0].external_attr >> 16, 0o100755, "bootstrap is an executable regular file in the zip")
+    c.ok(z.read("bootstrap") == binary.read_bytes(), "the zipped bootstrap is the binary")
+    c.ok((out / "zae-aggregator" / "bootstrap-x86_64.zip").is_file(), "the per-architecture copy exists")
+    again = package("--arch", "x86_64", "--binary", str(binary), "--lambda-dir", str(out))
+    c.ok(again.returncode == 0 and (out / "zae-aggregator" / "bootstrap.zip").read_bytes()
+         == (out / "zae-aggregator" / "bootstrap-x86_64.zip").read_bytes(), "packaging is repeatable")
+
+    p = package("--arch", "arm64", "--binary", str(binary), "--lambda-dir", str(tmp / "wrong"))
+    c.ok(p.returncode == 1 and "not arm64 (AArch64)" in p.stderr, f"an x86_64 binary is refused as arm64: {p.stderr}")
+
+    src = tmp / "new_glibc.c"
+    src.write_text("#include <stdlib.h>\n#include <stdio.h>\nint main(void){printf(\"%u\\n\", arc4random());}\n")
+    newer = tmp / "new_glibc"
+    cc = subprocess.run(["gcc", "-o", str(newer), str(src)], capture_output=True, text=True)
+    if cc.returncode == 0:
+        p = package("--arch", "x86_64", "--binary", str(newer), "--lambda-dir", str(tmp / "newer"))
+        c.ok(p.returncode == 1 and "needs glibc 2.36" in p.stderr, f"a glibc-2.36 binary is refused: {p.stderr}")
+    else:
+        print("package: gcc cannot build an arc4random program here (glibc < 2.36); glibc refusal not checked")
+
+    for args in (["--arch", "sparc"], ["--bogus"], ["--binary", str(tmp / "missing")]):
+        p = package(*args, "--lambda-dir", str(tmp / "bad"))
+        c.eq(p.returncode, 2, f"package.sh {' '.join(args)} exit code")
+
+# cargo-lambda's view of the package metadata.
+p = subprocess.run([cargo_lambda, "lambda", "system", "--package", "zae-aggregator", "--output-format", "json"],
+                   cwd=ROOT, capture_output=True, text=True, timeout=300)
+if c.eq(p.returncode, 0, f"cargo lambda system exit code: {p.stderr}"):
+    cfg = json.loads(p.stdout)["config"]["package"]
+    c.eq(cfg["build"]["target"], ["aarch64-unknown-linux-gnu.2.34"], "cargo lambda build's target")
+    c.eq(cfg["build"].get("release"), True, "cargo lambda build is a release build")
+    params = load_template(SAM_TEMPLATE)["Parameters"]
+    deploy = cfg["deploy"]
+    c.eq(deploy["runtime"], "provided.al2023", "cargo lambda deploy's runtime")
+    c.eq(deploy["memory"], params["MemorySize"]["Default"], "cargo lambda deploy's memory = the template's default")
+    c.eq(deploy["timeout"], params["Timeout"]["Default"], "cargo lambda deploy's timeout = the template's default")
+    c.eq(deploy["log_retention"], params["LogRetentionDays"]["Default"], "log retention = the template's default")
+    env = dict(v.split("=", 1) for v in deploy["env_var"])
+    for var, param in [("SNAPSHOT_WINDOWS", "SnapshotWindows"), ("SNAPSHOT_TTL_DAYS", "SnapshotTtlDays"),
+                       ("MAX_SHARD_COUNT", "MaxShardCount"), ("LOG_LEVEL", "LogLevel")]:
+        c.eq(env.get(var), str(params[param]["Default"]), f"cargo lambda deploy's {var} = the template's {param}")
+c.finish()
