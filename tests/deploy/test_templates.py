@@ -47,7 +47,7 @@ for lid in set(sam["Resources"]) & set(cfn["Resources"]):
         c.eq(p.get("Type"), "AWS::Lambda::Function", f"{lid}: the plain twin's type")
         s["Type"] = p["Type"]
         sp, pp = dict(s["Properties"]), dict(p["Properties"])
-        c.eq(sp.pop("CodeUri", None), "../target/lambda/zae-aggregator/", f"{lid}: SAM CodeUri")
+        c.eq(sp.pop("CodeUri", None), "../target/lambda/zae-aggregator/bootstrap.zip", f"{lid}: SAM CodeUri")
         c.eq(pp.pop("Code", None), {"S3Bucket": {"Ref": "CodeS3Bucket"}, "S3Key": {"Ref": "CodeS3Key"}},
              f"{lid}: plain Code")
         s["Properties"], p["Properties"] = sp, pp
