@@ -118,7 +118,7 @@ info.external_attr = (0o100755 << 16)
 info.create_system = 3  # Unix, so the mode bits count
 info.compress_type = zipfile.ZIP_DEFLATED
 with open(src, "rb") as f, zipfile.ZipFile(dst, "w") as z:
-    z.writestr(info, f.read(), compresslevel=9)
+    z.writestr(info, f.read())
 EOF
 cp "$out/bootstrap.zip" "$out/bootstrap-$arch.zip"
 echo "== $out/bootstrap: $(stat -c %s "$out/bootstrap") bytes; bootstrap.zip: $(stat -c %s "$out/bootstrap.zip") bytes"

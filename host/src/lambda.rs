@@ -62,14 +62,32 @@ pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
 async fn handle(app: &App, event: LambdaEvent<Box<RawValue>>) -> Result<Value, Diagnostic> {
     let (payload, context) = event.into_parts();
     let function_name = context.env_config.function_name.as_str();
-    // Lambda's deadline (epoch ms) as an instant of this process's clock.
+    // Lambda's deadline as an instant of this process's clock.
     let now = now_ms();
-    let left = u64::try_from(i64::try_from(context.deadline).unwrap_or(i64::MAX).saturating_sub(now)).unwrap_or(0);
+    let left = time_left_ms(context.deadline, now);
     let deadline = std::time::Instant::now().checked_add(Duration::from_millis(left));
     match handler::invoke_until(app, payload.get(), &context.request_id, function_name, now, deadline).await {
         Ok(invocation) => Ok(invocation.response),
         Err(e) => Err(diagnostic(&e)),
     }
+}
+
+/// The smallest `Lambda-Runtime-Deadline-Ms` read as an epoch time
+/// (2001-09-09). Lambda sends the deadline in epoch milliseconds; some
+/// emulators of the Runtime API send the function's timeout instead
+/// (cargo-lambda 1.9's `cargo lambda watch` sends `600000`), which read as
+/// an epoch time lies in 1970 and would leave the invocation no time at all.
+const EPOCH_DEADLINE_MIN_MS: u64 = 1_000_000_000_000;
+
+/// Milliseconds left until `deadline` (the `Lambda-Runtime-Deadline-Ms`
+/// header) at `now_ms`: an epoch time as Lambda sends it (0 once passed), or
+/// below [`EPOCH_DEADLINE_MIN_MS`] a duration from now, as an emulator's
+/// timeout (docs/host.md#running-on-aws-lambda).
+fn time_left_ms(deadline: u64, now_ms: i64) -> u64 {
+    if deadline < EPOCH_DEADLINE_MIN_MS {
+        return deadline;
+    }
+    u64::try_from(i64::try_from(deadline).unwrap_or(i64::MAX).saturating_sub(now_ms)).unwrap_or(0)
 }
 
 /// Lambda's error payload for an [`InvokeError`].
@@ -143,6 +161,18 @@ fn parse_status(head: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadline_forms() {
+        let now = 1_796_281_004_608;
+        // Lambda: an epoch time, ahead or passed.
+        assert_eq!(time_left_ms(1_796_281_064_608, now), 60_000);
+        assert_eq!(time_left_ms(1_796_281_004_000, now), 0);
+        assert_eq!(time_left_ms(u64::MAX, now), u64::try_from(i64::MAX - now).unwrap());
+        // An emulator's timeout (cargo-lambda sends 600000).
+        assert_eq!(time_left_ms(600_000, now), 600_000);
+        assert_eq!(time_left_ms(0, now), 0);
+    }
 
     #[test]
     fn runtime_api_forms() {

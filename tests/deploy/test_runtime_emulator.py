@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -49,19 +49,19 @@ invalid_seq = invalid[0]["dynamodb"]["SequenceNumber"]
 event = {"Records": golden + invalid}
 
 
-def wait_port(url: str, proc: subprocess.Popen, what: str, log: Path) -> None:
+def wait_port(port: int, proc: subprocess.Popen, what: str, log: Path) -> None:
+    """Until something accepts connections on 127.0.0.1:port (an HTTP request
+    would not do: the emulator holds any unknown path as an invocation)."""
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"{what} exited with {proc.returncode}; see {log}:\n{log.read_text()[-3000:]}")
         try:
-            urllib.request.urlopen(url, timeout=1)
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
-        except urllib.error.HTTPError:
-            return  # it answers
         except OSError:
             time.sleep(0.2)
-    raise SystemExit(f"{what} did not answer on {url} within 60 s; see {log}")
+    raise SystemExit(f"{what} did not listen on 127.0.0.1:{port} within 60 s:\n{log.read_text()[-3000:]}")
 
 
 def usage_items(ddb) -> list[dict]:
@@ -88,7 +88,7 @@ with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
     fn_log = tmp / "function.log"
     function = None
     try:
-        wait_port(f"http://127.0.0.1:{port}/", emulator, "cargo lambda watch", emu_log)
+        wait_port(port, emulator, "cargo lambda watch", emu_log)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             **aws_env(moto.url),
