@@ -11,12 +11,17 @@ out, against moto.
    (no subcommand) with AWS_LAMBDA_RUNTIME_API pointing at it.
 3. `cargo lambda invoke` sends a batch of two records: golden-1-spec13's, and
    limit-empty-namespace's (its snapshot key would be empty, so the planner
-   marks it invalid; DEAD_LETTER_BUCKET=none keeps it failed).
-4. The response is the partial-batch response: exactly the invalid record's
-   sequence number in `batchItemFailures`; the valid record's two snapshot
-   items are in the table, equal to the vector's state.json (all but `ttl`,
-   which counts from the clock); a second invocation of the same batch leaves
-   them unchanged (exactly once).
+   marks it invalid; with DEAD_LETTER_BUCKET=none it is reported, not
+   retried: retrying cannot fix it).
+4. The response: no `batchItemFailures`, the invalid record with its
+   sequence number in `body.errors`; the valid record's two snapshot items
+   are in the table, equal to the vector's state.json (all but `ttl`, which
+   counts from the clock); the same batch again changes nothing (exactly
+   once).
+5. A partial-batch failure: the snapshot items are replaced by an hourly
+   item whose counter is a string, so DynamoDB refuses the `ADD` for good
+   (`ValidationException`); without a dead-letter bucket the valid record
+   comes back in `batchItemFailures`, and the function keeps serving.
 """
 
 from __future__ import annotations
@@ -118,9 +123,11 @@ with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
             return json.loads(p.stdout)
 
         first = invoke()
-        c.eq(first.get("batchItemFailures"), [{"itemIdentifier": invalid_seq}],
-             "batchItemFailures names exactly the invalid record")
+        c.eq(first.get("batchItemFailures"), [], "no record to retry (an invalid record is reported, not retried)")
         c.eq(first.get("body", {}).get("processed"), 2, "both records were planned")
+        errors = first.get("body", {}).get("errors", [])
+        c.ok(any(e.startswith(f"Invalid record 1 (sequence {invalid_seq}): ") for e in errors),
+             f"body.errors reports the invalid record: {errors}")
         want = without_ttl(sorted((i for i in state["table"] if i["SK"]["S"].startswith("#USAGE#")),
                                   key=lambda i: (i["PK"]["S"], i["SK"]["S"])))
         c.ok(len(want) == 2, "golden-1-spec13's state.json holds two snapshot items")
@@ -128,11 +135,21 @@ with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
         c.eq(without_ttl(after_first), want, "snapshot items equal state.json (ttl aside)")
 
         second = invoke()
-        c.eq(second.get("batchItemFailures"), [{"itemIdentifier": invalid_seq}], "second invocation: same failure")
+        c.eq(second.get("batchItemFailures"), [], "second invocation: nothing to retry")
         c.eq(usage_items(ddb), after_first, "a repeated batch changes no snapshot (exactly once)")
 
+        for item in after_first:
+            ddb.delete_item(TableName=TABLE, Key={"PK": item["PK"], "SK": item["SK"]})
+        hourly = next(i for i in after_first if not i["SK"]["S"].endswith("#daily"))
+        ddb.put_item(TableName=TABLE, Item={"PK": hourly["PK"], "SK": hourly["SK"], "tpm": {"S": "not a number"}})
+        third = invoke()
+        c.eq(third.get("batchItemFailures"), [{"itemIdentifier": golden[0]["dynamodb"]["SequenceNumber"]}],
+             "a write refused for good, without a dead-letter bucket: the record comes back to be retried")
+        c.ok(any("ValidationException" in e for e in third.get("body", {}).get("errors", [])),
+             f"body.errors names DynamoDB's refusal: {third.get('body', {}).get('errors')}")
+
         log = fn_log.read_text()
-        c.ok(log.count("Lambda invocation started") == 2, "the function logged two invocations")
+        c.ok(log.count("Lambda invocation started") == 3, "the function logged three invocations")
         c.ok(function.poll() is None, "the function keeps serving after the invocations")
     finally:
         for p in (function, emulator):
