@@ -2,12 +2,15 @@
 # Builds the Lambda package: the release binary for provided.al2023, named
 # `bootstrap`, with the planner component precompiled for the target's CPU.
 #
-#   bash deploy/package.sh [--arch arm64|x86_64] [--verify] [--binary PATH] [--lambda-dir DIR]
+#   bash deploy/package.sh [--arch arm64|x86_64] [--verify [--reference BIN]] [--binary PATH]
+#                          [--lambda-dir DIR]
 #
 #   --arch      arm64 (default; Graviton, the cheaper architecture) or x86_64
 #   --verify    afterwards, run deploy/verify_package.py: the package plans every
 #               conformance vector byte for byte like an x86_64 build and
 #               loads the precompiled code (arm64 runs under qemu-aarch64)
+#   --reference the x86_64 build to compare with (default target/debug, then
+#               target/release zae-aggregator)
 #   --binary    package an already built binary instead of building one (it is
 #               checked the same way); tests/deploy uses it with the debug build
 #   --lambda-dir  where the package goes (default target/lambda)
@@ -34,6 +37,7 @@ root=$(pwd)
 
 arch=arm64
 verify=false
+reference=
 binary=
 lambda_dir=
 while [ $# -gt 0 ]; do
@@ -41,6 +45,8 @@ while [ $# -gt 0 ]; do
         --arch) arch=${2:-}; shift 2 ;;
         --arch=*) arch=${1#--arch=}; shift ;;
         --verify) verify=true; shift ;;
+        --reference) reference=${2:-}; shift 2 ;;
+        --reference=*) reference=${1#--reference=}; shift ;;
         --binary) binary=${2:-}; shift 2 ;;
         --binary=*) binary=${1#--binary=}; shift ;;
         --lambda-dir) lambda_dir=${2:-}; shift 2 ;;
@@ -59,6 +65,7 @@ max_glibc=2.34
 # Paths given on the command line are relative to where it was typed.
 lambda_dir=$(cd "$caller" && realpath -m -- "${lambda_dir:-$root/target/lambda}")
 [ -z "$binary" ] || binary=$(cd "$caller" && realpath -m -- "$binary")
+[ -z "$reference" ] || reference=$(cd "$caller" && realpath -m -- "$reference")
 out="$lambda_dir/zae-aggregator"
 start=$(date +%s)
 
@@ -124,6 +131,6 @@ cp "$out/bootstrap.zip" "$out/bootstrap-$arch.zip"
 echo "== $out/bootstrap: $(stat -c %s "$out/bootstrap") bytes; bootstrap.zip: $(stat -c %s "$out/bootstrap.zip") bytes"
 
 if $verify; then
-    python3 deploy/verify_package.py --arch "$arch" "$out/bootstrap"
+    python3 deploy/verify_package.py --arch "$arch" ${reference:+--reference "$reference"} "$out/bootstrap"
 fi
 echo "== package.sh finished in $(( $(date +%s) - start )) s"
