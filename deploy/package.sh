@@ -27,7 +27,7 @@
 # anyway (readelf) and fails if a symbol needs glibc > 2.34 or the ELF
 # machine is not the requested one.
 #
-# Cost: a release build from clean takes 30-40 minutes on 2 cores; CI builds
+# Cost: the arm64 release build from clean took 939 s on 2 cores; CI builds
 # none (tests/deploy runs `--binary` on the debug build). See
 # deploy/README.md#building-the-package.
 set -euo pipefail
