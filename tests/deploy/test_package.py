@@ -15,8 +15,9 @@ binaries made here.
   glibc check;
 * bad arguments exit 2;
 * `[package.metadata.lambda]` (host/Cargo.toml), as `cargo lambda system`
-  reads it, builds the arm64 glibc-2.34 target and deploys with the
-  templates' defaults (runtime, memory, timeout, environment).
+  reads it, builds the arm64 glibc-2.34 target in release; `cargo lambda
+  deploy` against moto creates the function with the templates' defaults
+  (runtime, memory, timeout, tracing, log retention).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ROOT, SAM_TEMPLATE, Checks, load_template  # noqa: E402
+from common import ROOT, SAM_TEMPLATE, Checks, Moto, load_template  # noqa: E402
 
 c = Checks("package")
 binary = Path(os.environ.get("ZAE_BIN", ROOT / "target" / "debug" / "zae-aggregator"))
@@ -47,7 +48,8 @@ def package(*args: str) -> subprocess.CompletedProcess:
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
     out = tmp / "lambda"
-    p = package("--arch", "x86_64", "--binary", str(binary), "--lambda-dir", str(out), "--verify")
+    p = package("--arch", "x86_64", "--binary", str(binary), "--lambda-dir", str(out), "--verify", "--reference",
+                str(binary))
     print(p.stdout, end="")
     if not c.eq(p.returncode, 0, f"package.sh --arch x86_64 --verify exit code\n{p.stderr}"):
         c.finish()
@@ -103,8 +105,33 @@ if c.eq(p.returncode, 0, f"cargo lambda system exit code: {p.stderr}"):
     c.eq(deploy["memory"], params["MemorySize"]["Default"], "cargo lambda deploy's memory = the template's default")
     c.eq(deploy["timeout"], params["Timeout"]["Default"], "cargo lambda deploy's timeout = the template's default")
     c.eq(deploy["log_retention"], params["LogRetentionDays"]["Default"], "log retention = the template's default")
-    env = dict(v.split("=", 1) for v in deploy["env_var"])
-    for var, param in [("SNAPSHOT_WINDOWS", "SnapshotWindows"), ("SNAPSHOT_TTL_DAYS", "SnapshotTtlDays"),
-                       ("MAX_SHARD_COUNT", "MaxShardCount"), ("LOG_LEVEL", "LogLevel")]:
-        c.eq(env.get(var), str(params[param]["Default"]), f"cargo lambda deploy's {var} = the template's {param}")
+    c.ok("env_var" not in deploy, "no environment in the metadata: --env-var would replace it, not add to it")
+
+# `cargo lambda deploy` itself, against moto's Lambda: the function it creates
+# from a package laid out by package.sh gets the metadata's settings.
+with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
+    tmp = Path(tmp)
+    hello = tmp / "hello"
+    subprocess.run(["gcc", "-o", str(hello), "-x", "c", "-"], input="int main(void){return 0;}\n", text=True,
+                   check=True)
+    p = package("--arch", "x86_64", "--binary", str(hello), "--lambda-dir", str(tmp / "lambda"))
+    c.eq(p.returncode, 0, f"package.sh for cargo lambda deploy: {p.stderr}")
+    role = moto.client("iam").create_role(RoleName="zae", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    p = subprocess.run([cargo_lambda, "lambda", "deploy", "--endpoint-url", moto.url, "--region", "us-east-1",
+                        "--lambda-dir", str(tmp / "lambda"), "--binary-name", "zae-aggregator", "--role", role,
+                        "--env-var", "TABLE_NAME=rate-limits", "rate-limits-zae-aggregator"],
+                       cwd=ROOT, env=moto.env(), capture_output=True, text=True, timeout=300)
+    if c.eq(p.returncode, 0, f"cargo lambda deploy exit code: {p.stderr[-2000:]}"):
+        fn = moto.client("lambda").get_function(FunctionName="rate-limits-zae-aggregator")["Configuration"]
+        params = load_template(SAM_TEMPLATE)["Parameters"]
+        c.eq(fn["Runtime"], "provided.al2023", "deployed runtime")
+        c.eq(fn["MemorySize"], params["MemorySize"]["Default"], "deployed memory = the template's default")
+        c.eq(fn["Timeout"], params["Timeout"]["Default"], "deployed timeout = the template's default")
+        c.eq(fn["TracingConfig"], {"Mode": "Active"}, "deployed tracing")
+        c.eq(fn["Environment"]["Variables"], {"TABLE_NAME": "rate-limits"}, "deployed environment")
+        groups = moto.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/rate-limits-zae-aggregator")
+        c.eq([g.get("retentionInDays") for g in groups["logGroups"]], [params["LogRetentionDays"]["Default"]],
+             "log group retention = the template's default")
 c.finish()
