@@ -40,6 +40,15 @@ if not binary.is_file():
 cargo_lambda = os.environ.get("CARGO_LAMBDA", "cargo-lambda")
 
 
+def c_program(path: Path, source: str) -> bool:
+    """Build a small C program with this machine's gcc; False if it does not compile."""
+    return subprocess.run(["gcc", "-o", str(path), "-x", "c", "-"], input=source, text=True,
+                          capture_output=True).returncode == 0
+
+
+HELLO = "int main(void){return 0;}\n"
+
+
 def package(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(ROOT / "deploy" / "package.sh"), *args], capture_output=True, text=True,
                           timeout=1800)
@@ -67,8 +76,7 @@ with tempfile.TemporaryDirectory() as tmp:
     # repeatability check; zipping the 500 MB debug build twice would only
     # cost time), one that needs glibc 2.36.
     hello = tmp / "hello"
-    subprocess.run(["gcc", "-o", str(hello), "-x", "c", "-"], input="int main(void){return 0;}\n", text=True,
-                   check=True)
+    c.ok(c_program(hello, HELLO), "gcc builds a small program")
     zips = []
     for n in (1, 2):
         p = package("--arch", "x86_64", "--binary", str(hello), "--lambda-dir", str(tmp / f"hello{n}"))
@@ -80,9 +88,7 @@ with tempfile.TemporaryDirectory() as tmp:
     c.ok(p.returncode == 1 and "not arm64 (AArch64)" in p.stderr, f"an x86_64 binary is refused as arm64: {p.stderr}")
 
     newer = tmp / "new_glibc"
-    cc = subprocess.run(["gcc", "-o", str(newer), "-x", "c", "-"], capture_output=True, text=True,
-                        input="#include <stdlib.h>\n#include <stdio.h>\nint main(void){printf(\"%u\\n\", arc4random());}\n")
-    if cc.returncode == 0:
+    if c_program(newer, "#include <stdlib.h>\n#include <stdio.h>\nint main(void){printf(\"%u\\n\", arc4random());}\n"):
         p = package("--arch", "x86_64", "--binary", str(newer), "--lambda-dir", str(tmp / "newer"))
         c.ok(p.returncode == 1 and "needs glibc 2.36" in p.stderr, f"a glibc-2.36 binary is refused: {p.stderr}")
     else:
@@ -112,8 +118,7 @@ if c.eq(p.returncode, 0, f"cargo lambda system exit code: {p.stderr}"):
 with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
     tmp = Path(tmp)
     hello = tmp / "hello"
-    subprocess.run(["gcc", "-o", str(hello), "-x", "c", "-"], input="int main(void){return 0;}\n", text=True,
-                   check=True)
+    c.ok(c_program(hello, HELLO), "gcc builds a small program")
     p = package("--arch", "x86_64", "--binary", str(hello), "--lambda-dir", str(tmp / "lambda"))
     c.eq(p.returncode, 0, f"package.sh for cargo lambda deploy: {p.stderr}")
     role = moto.client("iam").create_role(RoleName="zae", AssumeRolePolicyDocument=json.dumps({

@@ -69,9 +69,13 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, log: Path) -> None:
     raise SystemExit(f"{what} did not listen on 127.0.0.1:{port} within 60 s:\n{log.read_text()[-3000:]}")
 
 
-def usage_items(ddb) -> list[dict]:
-    items = ddb.scan(TableName=TABLE)["Items"]
+def usage_items(items: list[dict]) -> list[dict]:
+    """The snapshot items among `items`, in key order."""
     return sorted((i for i in items if i["SK"]["S"].startswith("#USAGE#")), key=lambda i: (i["PK"]["S"], i["SK"]["S"]))
+
+
+def table_usage(ddb) -> list[dict]:
+    return usage_items(ddb.scan(TableName=TABLE)["Items"])
 
 
 def without_ttl(items: list[dict]) -> list[dict]:
@@ -128,15 +132,14 @@ with tempfile.TemporaryDirectory() as tmp, Moto(Path(tmp) / "moto.log") as moto:
         errors = first.get("body", {}).get("errors", [])
         c.ok(any(e.startswith(f"Invalid record 1 (sequence {invalid_seq}): ") for e in errors),
              f"body.errors reports the invalid record: {errors}")
-        want = without_ttl(sorted((i for i in state["table"] if i["SK"]["S"].startswith("#USAGE#")),
-                                  key=lambda i: (i["PK"]["S"], i["SK"]["S"])))
+        want = without_ttl(usage_items(state["table"]))
         c.ok(len(want) == 2, "golden-1-spec13's state.json holds two snapshot items")
-        after_first = usage_items(ddb)
+        after_first = table_usage(ddb)
         c.eq(without_ttl(after_first), want, "snapshot items equal state.json (ttl aside)")
 
         second = invoke()
         c.eq(second.get("batchItemFailures"), [], "second invocation: nothing to retry")
-        c.eq(usage_items(ddb), after_first, "a repeated batch changes no snapshot (exactly once)")
+        c.eq(table_usage(ddb), after_first, "a repeated batch changes no snapshot (exactly once)")
 
         for item in after_first:
             ddb.delete_item(TableName=TABLE, Key={"PK": item["PK"], "SK": item["SK"]})
