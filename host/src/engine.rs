@@ -236,9 +236,8 @@ impl Planner {
     }
 
     fn assemble(engine: Engine, component: Component, limits: Limits) -> anyhow::Result<Planner> {
-        check_imports(&engine, &component)?;
         let mut linker: Linker<State> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).describe("linking WASI")?;
+        link_imports(&mut linker, &engine, &component)?;
         let pre = linker.instantiate_pre(&component).describe("linking the planner component")?;
         let pre = wit::AggregatorPre::new(pre).describe("the component does not export the aggregator world")?;
         let ticker = Ticker::start(engine.clone())?;
@@ -363,13 +362,13 @@ impl Planner {
     }
 }
 
-/// Where a failure happened.
 /// The interfaces the planner may import: its contract's types, and the WASI
 /// interfaces Rust's standard library links on `wasm32-wasip2` (environment,
-/// exit, stdio, streams, clocks and the hash-seed random). The planner uses none of them but stderr for a
-/// panic message; every one is given nothing (see [`State::new`]). A
-/// component that imports anything else (files, sockets, secure random)
-/// is refused at load.
+/// exit, stdio, streams, clocks and the hash-seed random). The planner uses
+/// none of them but stderr for a panic message; every one is given nothing
+/// (see [`State::new`]). A component that imports anything else (files,
+/// sockets, secure random) is refused at load, and of these only the ones
+/// the component actually imports are linked ([`link_imports`]).
 pub const ALLOWED_IMPORTS: &[&str] = &[
     "wasi:cli/environment",
     "wasi:cli/exit",
@@ -391,18 +390,61 @@ pub const ALLOWED_IMPORTS: &[&str] = &[
     "zae:aggregator/types",
 ];
 
-/// Refuse a component that imports an interface outside [`ALLOWED_IMPORTS`].
-fn check_imports(engine: &Engine, component: &Component) -> anyhow::Result<()> {
+/// `HasData` projection for the `wasi:io` interfaces, whose host state is
+/// the store's resource table.
+struct IoTable;
+
+impl wasmtime::component::HasData for IoTable {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// Link into `linker` exactly the WASI interfaces `component` imports, and
+/// nothing else: an interface the component does not import is not there to
+/// be reached, whatever the component does. Refuses a component that imports
+/// an interface outside [`ALLOWED_IMPORTS`].
+fn link_imports(linker: &mut Linker<State>, engine: &Engine, component: &Component) -> anyhow::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, io, random};
+    use wasmtime_wasi::random::WasiRandom;
+
+    fn table(s: &mut State) -> &mut ResourceTable {
+        &mut s.table
+    }
+    let l = linker;
     let ty = component.component_type();
     for (name, _) in ty.imports(engine) {
-        let interface = name.split('@').next().unwrap_or(name);
-        if !ALLOWED_IMPORTS.contains(&interface) {
-            anyhow::bail!("the component imports {name}, which the planner has no use for: refused");
-        }
+        let linked = match name.split('@').next().unwrap_or(name) {
+            "wasi:cli/environment" => cli::environment::add_to_linker::<State, WasiCli>(l, State::cli),
+            "wasi:cli/exit" => cli::exit::add_to_linker::<State, WasiCli>(l, State::cli),
+            "wasi:cli/stdin" => cli::stdin::add_to_linker::<State, WasiCli>(l, State::cli),
+            "wasi:cli/stdout" => cli::stdout::add_to_linker::<State, WasiCli>(l, State::cli),
+            "wasi:cli/stderr" => cli::stderr::add_to_linker::<State, WasiCli>(l, State::cli),
+            "wasi:cli/terminal-input" => cli::terminal_input::add_to_linker::<State, WasiCli>(l, State::cli),
+            "wasi:cli/terminal-output" => cli::terminal_output::add_to_linker::<State, WasiCli>(l, State::cli),
+            "wasi:cli/terminal-stdin" => cli::terminal_stdin::add_to_linker::<State, WasiCli>(l, State::cli),
+            "wasi:cli/terminal-stdout" => cli::terminal_stdout::add_to_linker::<State, WasiCli>(l, State::cli),
+            "wasi:cli/terminal-stderr" => cli::terminal_stderr::add_to_linker::<State, WasiCli>(l, State::cli),
+            "wasi:io/error" => io::error::add_to_linker::<State, IoTable>(l, table),
+            "wasi:io/poll" => io::poll::add_to_linker::<State, IoTable>(l, table),
+            "wasi:io/streams" => io::streams::add_to_linker::<State, IoTable>(l, table),
+            "wasi:clocks/wall-clock" => clocks::wall_clock::add_to_linker::<State, WasiClocks>(l, State::clocks),
+            "wasi:clocks/monotonic-clock" => {
+                clocks::monotonic_clock::add_to_linker::<State, WasiClocks>(l, State::clocks)
+            }
+            "wasi:random/insecure-seed" => {
+                random::insecure_seed::add_to_linker::<State, WasiRandom>(l, |s| s.wasi.random())
+            }
+            // Type-only: nothing to link.
+            "zae:aggregator/types" => Ok(()),
+            _ => anyhow::bail!("the component imports {name}, which the planner has no use for: refused"),
+        };
+        linked.map_err(|e| anyhow::Error::from(e).context(format!("linking {name}")))?;
     }
     Ok(())
 }
 
+/// Where a failure happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Instantiate,
@@ -596,6 +638,41 @@ mod tests {
 
     fn limits() -> Limits {
         Limits { memory_bytes: 1 << 20, deadline: Duration::from_millis(5) }
+    }
+
+    fn component(wat: &str) -> (Engine, Component) {
+        let engine = new_engine().unwrap();
+        let component = Component::new(&engine, wat::parse_str(wat).unwrap()).unwrap();
+        (engine, component)
+    }
+
+    #[test]
+    fn only_the_interfaces_a_component_imports_are_linked() {
+        let environment = r#"(component (import "wasi:cli/environment@0.2.0" (instance
+            (export "get-environment" (func (result (list (tuple string string))))))))"#;
+        let exit = r#"(component (import "wasi:cli/exit@0.2.0" (instance
+            (export "exit" (func (param "status" (result)))))))"#;
+        let (engine, with_environment) = component(environment);
+        let with_exit = Component::new(&engine, wat::parse_str(exit).unwrap()).unwrap();
+        let mut linker: Linker<State> = Linker::new(&engine);
+        link_imports(&mut linker, &engine, &with_environment).unwrap();
+        linker.instantiate_pre(&with_environment).expect("what it imports is linked");
+        let err = linker.instantiate_pre(&with_exit).err().expect("wasi:cli/exit was not linked");
+        assert!(format!("{err:#}").contains("wasi:cli/exit"), "{err:#}");
+        // Linking for the second component adds its import.
+        link_imports(&mut linker, &engine, &with_exit).unwrap();
+        linker.instantiate_pre(&with_exit).expect("now linked");
+    }
+
+    #[test]
+    fn a_component_importing_an_interface_outside_the_list_is_refused() {
+        let (engine, random) = component(
+            r#"(component (import "wasi:random/random@0.2.0" (instance
+                (export "get-random-u64" (func (result u64))))))"#,
+        );
+        let mut linker: Linker<State> = Linker::new(&engine);
+        let err = link_imports(&mut linker, &engine, &random).unwrap_err();
+        assert!(format!("{err:#}").contains("imports wasi:random/random@0.2.0"), "{err:#}");
     }
 
     #[test]
