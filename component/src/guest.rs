@@ -462,7 +462,7 @@ fn error_from(e: wit::PlanError) -> native::PlanError {
 impl Guest for Component {
     fn plan(batch: wit::Batch) -> Result<wit::BatchPlan, wit::PlanError> {
         #[cfg(feature = "test-trap")]
-        if batch.invocation_id == "zae-test:trap" {
+        if batch.invocation_id == "zae-test:trap" || batch.event_json.contains("zae-test:trap-record") {
             panic!("test-trap: trapping on request");
         }
         let config = config_from(batch.config);

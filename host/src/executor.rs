@@ -220,6 +220,42 @@ impl Report {
             && !self.writes.iter().any(|w| matches!(w, WriteResult::Failed(_)))
     }
 
+    /// Add the report of a later part of the same batch, whose record `0`
+    /// is this batch's record `offset`: counts add up, record indices shift
+    /// by `offset`, lists and logs follow this report's own.
+    pub fn absorb(&mut self, other: Report, offset: u32) {
+        let shift = |set: BTreeSet<u32>| set.into_iter().map(move |r| r + offset);
+        self.writes.extend(other.writes);
+        self.requests += other.requests;
+        self.replan_rounds += other.replan_rounds;
+        self.reads += other.reads;
+        self.replanned_writes += other.replanned_writes;
+        self.conditions_ignored += other.conditions_ignored;
+        self.snapshots_applied += other.snapshots_applied;
+        self.refills_applied += other.refills_applied;
+        self.shard_bumps_applied += other.shard_bumps_applied;
+        self.shard_propagations_applied += other.shard_propagations_applied;
+        self.archive_objects_written += other.archive_objects_written;
+        self.archived_events += other.archived_events;
+        self.archive_objects_failed += other.archive_objects_failed;
+        self.best_effort_failures += other.best_effort_failures;
+        self.dead_letter_records += other.dead_letter_records;
+        self.failed_records.extend(shift(other.failed_records));
+        self.dead_lettered_records.extend(shift(other.dead_lettered_records));
+        self.permanent_failures.extend(
+            other
+                .permanent_failures
+                .into_iter()
+                .map(|(id, rs, m)| (id, rs.into_iter().map(|r| r + offset).collect(), m)),
+        );
+        self.transient_records.extend(shift(other.transient_records));
+        self.deployment_errors.extend(other.deployment_errors);
+        self.deadline_reached |= other.deadline_reached;
+        self.errors.extend(other.errors);
+        self.replan_logs.extend(other.replan_logs);
+        self.write_logs.extend(other.write_logs);
+    }
+
     fn count_applied(&mut self, purpose: Purpose, records: usize) {
         match purpose {
             Purpose::Snapshot => self.snapshots_applied += 1,
@@ -810,7 +846,36 @@ impl Executor {
             .iter()
             .map(|(index, write_id, reason)| RecordFailure { index: *index, reason, write_id: *write_id })
             .collect();
-        let write = match planner.dead_letter(batch, &failures).await {
+        self.store_dead_letter(planner, batch, &failures, report).await;
+    }
+
+    /// Store `failures` (records of `batch` that can never be applied) in the
+    /// dead letter, as [`Executor::execute`] does for the writes refused for
+    /// good: the report's `dead_lettered_records` holds the records stored.
+    /// The handler uses it for a record the planner itself fails on
+    /// (`docs/host.md#poison-records`).
+    pub async fn dead_letter_records(
+        &self,
+        planner: &Planner,
+        batch: &Batch<'_>,
+        failures: &[RecordFailure<'_>],
+    ) -> Report {
+        let mut report = Report::default();
+        if !self.time_is_up() {
+            self.store_dead_letter(planner, batch, failures, &mut report).await;
+        }
+        report.deadline_reached = self.time_is_up();
+        report
+    }
+
+    async fn store_dead_letter(
+        &self,
+        planner: &Planner,
+        batch: &Batch<'_>,
+        failures: &[RecordFailure<'_>],
+        report: &mut Report,
+    ) {
+        let write = match planner.dead_letter(batch, failures).await {
             Ok(Ok(Some(w))) => w,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {

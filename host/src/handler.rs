@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::bindings::{Batch, Counters, PlanError, RecordOutcome, RecordStatus};
+use crate::bindings::{Batch, Counters, PlanError, RecordFailure, RecordOutcome, RecordStatus};
 use crate::engine::{CallError, Planner};
 use crate::executor::{Executor, Report};
 use crate::logging::{self, LogLevel};
@@ -163,6 +163,9 @@ pub async fn invoke_until(
     };
     let mut plan = match planned {
         Ok(plan) => plan,
+        Err(InvokeError::Component(e)) if isolable(&e) && app.settings.config.dead_letter_bucket.is_some() => {
+            return isolate(app, event_json, request_id, function_name, now_ms, deadline, e).await;
+        }
         Err(e) => {
             log_started(app, request_id, function_name, None, now_ms);
             logging::emit(
@@ -285,6 +288,233 @@ pub async fn invoke_until(
     Ok(Invocation { failed_records: report.failed_records.len(), response, report, plan_counters: plan.counters })
 }
 
+/// Whether a failed planner call may be caused by one record of the batch
+/// (a trap, an overrun deadline, the memory cap), so that planning smaller
+/// parts can isolate it. A component that cannot be instantiated fails every
+/// batch alike.
+fn isolable(e: &CallError) -> bool {
+    !matches!(e, CallError::Instantiate(_))
+}
+
+/// The `Records` of a Lambda event as their exact bytes, or `None` when the
+/// event does not have that shape (the planner's own errors cover it).
+fn split_records(event_json: &str) -> Option<Vec<&serde_json::value::RawValue>> {
+    let event: std::collections::HashMap<String, &serde_json::value::RawValue> =
+        serde_json::from_str(event_json).ok()?;
+    serde_json::from_str(event.get("Records")?.get()).ok()
+}
+
+/// A Lambda event holding exactly `records`, byte for byte.
+fn join_records(records: &[&serde_json::value::RawValue]) -> String {
+    let mut out = String::from("{\"Records\":[");
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r.get());
+    }
+    out.push_str("]}");
+    out
+}
+
+/// The planner failed on the whole batch (`docs/host.md#poison-records`):
+/// find the record that makes it fail instead of failing the batch forever.
+///
+/// The batch is split in two halves, planned and executed in order as
+/// invocations of their own (request ids `{request_id}/1` and
+/// `{request_id}/2`); a half that fails again is split again. A single record
+/// the planner still fails on goes to the dead letter with the planner's
+/// error as its reason, and counts as handled; if storing it fails, the
+/// original error stands and the batch is retried, as before. Only with a
+/// dead-letter bucket: without one, isolating could only end in the same
+/// error. When a half reports a failed record, the later half is not run:
+/// Lambda retries from that record anyway. The response adds the halves'
+/// counts, so the caller sees one invocation.
+async fn isolate(
+    app: &App,
+    event_json: &str,
+    request_id: &str,
+    function_name: &str,
+    now_ms: i64,
+    deadline: Option<Instant>,
+    error: CallError,
+) -> Result<Invocation, InvokeError> {
+    let records = match split_records(event_json) {
+        Some(records) if !records.is_empty() => records,
+        _ => return Err(fail_invocation(app, request_id, function_name, now_ms, InvokeError::Component(error))),
+    };
+    logging::emit(
+        LogLevel::Warning,
+        LOGGER,
+        "Planner failed on the batch; planning it in parts to isolate the record",
+        &[
+            ("request_id", json!(request_id)),
+            ("record_count", json!(records.len())),
+            ("error_type", json!(InvokeError::Component(error.clone()).error_type())),
+        ],
+        // The first line: the whole error (with the guest's backtrace) goes
+        // with the record to the dead letter and its ERROR line.
+        Some(error.to_string().lines().next().unwrap_or_default()),
+    );
+    if records.len() == 1 {
+        return dead_letter_alone(app, event_json, request_id, function_name, now_ms, deadline, error).await;
+    }
+    let mid = records.len() / 2;
+    let mut parts: Vec<(u32, Invocation)> = Vec::new();
+    for (k, (start, half)) in [(0, &records[..mid]), (mid, &records[mid..])].into_iter().enumerate() {
+        let sub_event = join_records(half);
+        let sub_id = format!("{request_id}/{}", k + 1);
+        let inv = Box::pin(invoke_until(app, &sub_event, &sub_id, function_name, now_ms, deadline)).await?;
+        let failed = !inv.response["batchItemFailures"].as_array().is_none_or(Vec::is_empty);
+        parts.push((start as u32, inv));
+        if failed {
+            break;
+        }
+    }
+    Ok(combine(parts))
+}
+
+/// Log `Lambda invocation failed` for an error met before any plan, and
+/// return it.
+fn fail_invocation(app: &App, request_id: &str, function_name: &str, now_ms: i64, e: InvokeError) -> InvokeError {
+    log_started(app, request_id, function_name, None, now_ms);
+    logging::emit(
+        LogLevel::Error,
+        LOGGER,
+        "Lambda invocation failed",
+        &[("request_id", json!(request_id)), ("error_type", json!(e.error_type()))],
+        Some(&logging::error_chain(&e)),
+    );
+    e
+}
+
+/// The one record of `event_json` makes the planner fail: store it in the
+/// dead letter, or fail as before.
+async fn dead_letter_alone(
+    app: &App,
+    event_json: &str,
+    request_id: &str,
+    function_name: &str,
+    now_ms: i64,
+    deadline: Option<Instant>,
+    error: CallError,
+) -> Result<Invocation, InvokeError> {
+    let started = Instant::now();
+    let original = InvokeError::Component(error);
+    if app.settings.config.dead_letter_bucket.is_none() {
+        return Err(fail_invocation(app, request_id, function_name, now_ms, original));
+    }
+    let reason = format!("the planner fails on this record alone ({}): {original}", original.error_type());
+    let batch = Batch { event_json, config: &app.settings.config, now_ms, invocation_id: request_id };
+    let failures = [RecordFailure { index: 0, reason: &reason, write_id: None }];
+    let executor = app
+        .executor
+        .with_deadline(deadline.map(|d| d.checked_sub(app.settings.host.deadline_margin).unwrap_or(started)));
+    let report = executor.dead_letter_records(&app.planner, &batch, &failures).await;
+    logging::emit_plan_logs(&report.write_logs, app.settings.host.log_level);
+    if !report.dead_lettered_records.contains(&0) {
+        return Err(fail_invocation(app, request_id, function_name, now_ms, original));
+    }
+    logging::emit(
+        LogLevel::Error,
+        LOGGER,
+        "Record stored in the dead letter: the planner fails on it",
+        &[
+            ("request_id", json!(request_id)),
+            ("dead_letter_records", json!(1)),
+            ("processing_time_ms", elapsed_ms(started)),
+        ],
+        Some(&reason),
+    );
+    let response = json!({
+        "batchItemFailures": [],
+        "statusCode": 200,
+        "body": {
+            "processed": 1,
+            "snapshots_updated": 0,
+            "refills_written": 0,
+            "events_archived": 0,
+            "errors": [format!("Record 0 stored in the dead letter: {reason}")],
+        }
+    });
+    let plan_counters = Counters { records: 1, invalid: 1, ..zero_counters() };
+    Ok(Invocation { response, failed_records: 0, report, plan_counters })
+}
+
+/// One invocation's result from those of consecutive parts of its batch,
+/// each with the index of its first record (pure).
+fn combine(parts: Vec<(u32, Invocation)>) -> Invocation {
+    let mut failures: Vec<Value> = Vec::new();
+    let (mut processed, mut snapshots, mut refills, mut archived) = (0u64, 0u64, 0u64, 0u64);
+    let mut errors: Vec<Value> = Vec::new();
+    let mut report = Report::default();
+    let mut plan_counters = zero_counters();
+    let mut failed_records = 0;
+    for (start, inv) in parts {
+        let body = &inv.response["body"];
+        let num = |k: &str| body[k].as_u64().unwrap_or(0);
+        processed += num("processed");
+        snapshots += num("snapshots_updated");
+        refills += num("refills_written");
+        archived += num("events_archived");
+        errors.extend(body["errors"].as_array().cloned().unwrap_or_default());
+        failures.extend(inv.response["batchItemFailures"].as_array().cloned().unwrap_or_default());
+        failed_records += inv.failed_records;
+        report.absorb(inv.report, start);
+        add_counters(&mut plan_counters, &inv.plan_counters);
+    }
+    // Lambda retries from the lowest failed record: only the first counts.
+    failures.truncate(1);
+    let response = json!({
+        "batchItemFailures": failures,
+        "statusCode": 200,
+        "body": {
+            "processed": processed,
+            "snapshots_updated": snapshots,
+            "refills_written": refills,
+            "events_archived": archived,
+            "errors": errors,
+        }
+    });
+    Invocation { response, failed_records, report, plan_counters }
+}
+
+fn zero_counters() -> Counters {
+    Counters {
+        records: 0,
+        bucket_records: 0,
+        audit_records: 0,
+        skipped: 0,
+        invalid: 0,
+        deltas: 0,
+        window_time_from_rf: 0,
+        reserved_limit_deltas: 0,
+        snapshot_writes: 0,
+        refill_writes: 0,
+        shard_bump_writes: 0,
+        shard_propagate_writes: 0,
+        archive_objects: 0,
+        archived_events: 0,
+    }
+}
+
+fn add_counters(sum: &mut Counters, c: &Counters) {
+    sum.records += c.records;
+    sum.bucket_records += c.bucket_records;
+    sum.audit_records += c.audit_records;
+    sum.skipped += c.skipped;
+    sum.invalid += c.invalid;
+    sum.deltas += c.deltas;
+    sum.window_time_from_rf += c.window_time_from_rf;
+    sum.reserved_limit_deltas += c.reserved_limit_deltas;
+    sum.snapshot_writes += c.snapshot_writes;
+    sum.refill_writes += c.refill_writes;
+    sum.shard_bump_writes += c.shard_bump_writes;
+    sum.shard_propagate_writes += c.shard_propagate_writes;
+    sum.archive_objects += c.archive_objects;
+    sum.archived_events += c.archived_events;
+}
+
 fn log_started(app: &App, request_id: &str, function_name: &str, record_count: Option<u32>, now_ms: i64) {
     let config = &app.settings.config;
     let windows: Vec<&str> = config.windows.iter().map(|w| w.name()).collect();
@@ -382,6 +612,55 @@ mod tests {
 
     fn outcome(index: u32, seq: Option<&str>, status: RecordStatus) -> RecordOutcome {
         RecordOutcome { index, sequence_number: seq.map(str::to_string), status }
+    }
+
+    #[test]
+    fn records_split_and_join_byte_for_byte() {
+        let event = r#"{"x":1,"Records":[{"a":1.50},  {"b":"é\u00e9"},[]] }"#;
+        let records = split_records(event).unwrap();
+        let texts: Vec<&str> = records.iter().map(|r| r.get()).collect();
+        assert_eq!(texts, [r#"{"a":1.50}"#, r#"{"b":"é\u00e9"}"#, "[]"]);
+        assert_eq!(join_records(&records[1..]), r#"{"Records":[{"b":"é\u00e9"},[]]}"#);
+        assert_eq!(join_records(&[]), r#"{"Records":[]}"#);
+        for bad in ["[]", "{}", r#"{"Records":{}}"#, "not json"] {
+            assert!(split_records(bad).is_none(), "{bad}");
+        }
+    }
+
+    fn part(processed: u64, failure: Option<&str>, failed: &[u32], errors: &[&str]) -> Invocation {
+        let report = Report { failed_records: failed.iter().copied().collect(), requests: 2, ..Report::default() };
+        let failures: Vec<Value> = failure.map(|f| json!({"itemIdentifier": f})).into_iter().collect();
+        Invocation {
+            response: json!({"batchItemFailures": failures, "statusCode": 200, "body": {
+                "processed": processed, "snapshots_updated": 3, "refills_written": 1, "events_archived": 0,
+                "errors": errors}}),
+            failed_records: failed.len(),
+            report,
+            plan_counters: Counters { records: processed as u32, ..zero_counters() },
+        }
+    }
+
+    #[test]
+    fn parts_combine_into_one_response() {
+        let inv = combine(vec![(0, part(5, None, &[], &["a"])), (5, part(5, Some("105"), &[1], &["b"]))]);
+        assert_eq!(
+            inv.response,
+            json!({"batchItemFailures": [{"itemIdentifier": "105"}], "statusCode": 200, "body": {
+                "processed": 10, "snapshots_updated": 6, "refills_written": 2, "events_archived": 0,
+                "errors": ["a", "b"]}})
+        );
+        assert_eq!(inv.failed_records, 1);
+        assert_eq!(inv.report.failed_records, BTreeSet::from([6]), "indices shift by the part's start");
+        assert_eq!(inv.report.requests, 4);
+        assert_eq!(inv.plan_counters.records, 10);
+    }
+
+    #[test]
+    fn only_a_trap_deadline_or_memory_cap_is_isolated() {
+        assert!(isolable(&CallError::Trap { code: None, detail: String::new() }));
+        assert!(isolable(&CallError::DeadlineExceeded { deadline: std::time::Duration::from_secs(1) }));
+        assert!(isolable(&CallError::MemoryLimit { limit: 1, detail: String::new() }));
+        assert!(!isolable(&CallError::Instantiate(String::new())));
     }
 
     #[test]

@@ -113,9 +113,15 @@ async fn a_trapped_invocation_is_a_function_error_and_the_next_one_succeeds() {
         ExecutorOptions::default(),
     );
     let app = App { planner, executor, settings };
-    let event = common::bucket_event(10);
+    // Every record makes the guest trap; with no dead-letter bucket nothing
+    // is isolated and the batch fails as a function error.
+    let mut event: serde_json::Value = serde_json::from_str(&common::bucket_event(10)).unwrap();
+    for r in event["Records"].as_array_mut().unwrap() {
+        r["eventID"] = "zae-test:trap-record".into();
+    }
+    let event = event.to_string();
 
-    let err = handler::invoke(&app, &event, TRAP_ID, "fn", 1_767_225_600_000).await.expect_err("the guest traps");
+    let err = handler::invoke(&app, &event, "req-1", "fn", 1_767_225_600_000).await.expect_err("the guest traps");
     assert!(matches!(err, InvokeError::Component(CallError::Trap { .. })), "{err:?}");
     assert_eq!(err.error_type(), "PlannerTrap");
     assert!(err.to_string().contains("unreachable"), "{err}");
@@ -124,4 +130,106 @@ async fn a_trapped_invocation_is_a_function_error_and_the_next_one_succeeds() {
     assert_eq!(ok.failed_records, 0);
     assert_eq!(ok.response["statusCode"], 200);
     assert_eq!(ok.response["batchItemFailures"], serde_json::json!([]));
+}
+
+/// The app of the trapping component against `moto`, storing dead letters in
+/// `dead_letter_bucket` when it is given.
+async fn moto_app(moto: &common::moto::Moto, dead_letter_bucket: Option<&str>) -> App {
+    let planner = trap_planner();
+    let mut vars = vec![("TABLE_NAME".into(), "rate-limits".into()), ("ZAE_LIMITER_VERSION".into(), "0.13".into())];
+    if let Some(b) = dead_letter_bucket {
+        vars.push(("DEAD_LETTER_BUCKET".into(), b.into()));
+    }
+    let settings = Settings::from_vars(&planner, &vars).await.expect("valid settings");
+    let executor = Executor::new(moto.ddb_client(), moto.s3_client(), ExecutorOptions::default());
+    App { planner, executor, settings }
+}
+
+/// `bucket_event(10)` with record 6 made poison for the test-trap build.
+fn event_with_poison_record() -> (String, serde_json::Value) {
+    let mut event: serde_json::Value = serde_json::from_str(&common::bucket_event(10)).unwrap();
+    event["Records"][6]["eventID"] = "zae-test:trap-record".into();
+    let poison = event["Records"][6].clone();
+    (event.to_string(), poison)
+}
+
+/// The usage-snapshot items of a table, every attribute (watermarks and TTL
+/// included), sorted.
+async fn usage(moto: &common::moto::Moto) -> Vec<String> {
+    let mut out: Vec<String> = moto
+        .scan("rate-limits")
+        .await
+        .into_iter()
+        .filter(|item| item.get("SK").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("#USAGE#")))
+        .map(|item| {
+            let mut attrs: Vec<String> = item.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            attrs.sort();
+            attrs.join(" ")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_record_the_planner_fails_on_is_isolated_and_stored_in_the_dead_letter() {
+    let moto = common::moto::Moto::start();
+    moto.create_table("rate-limits").await;
+    moto.create_bucket("dead-letters").await;
+    let app = moto_app(&moto, Some("dead-letters")).await;
+    let (event, poison) = event_with_poison_record();
+
+    let inv = handler::invoke(&app, &event, "req-poison", "fn", 1_767_229_200_000)
+        .await
+        .expect("isolated, not a function error");
+    assert_eq!(inv.response["batchItemFailures"], serde_json::json!([]), "the shard moves on");
+    assert_eq!(inv.response["body"]["processed"], 10);
+    assert_eq!(inv.failed_records, 0);
+    assert_eq!(inv.report.dead_lettered_records, std::collections::BTreeSet::from([6]), "{:?}", inv.report);
+    let errors = inv.response["body"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].as_str().unwrap().contains("PlannerTrap"), "{errors:?}");
+
+    // The dead letter holds the poison record alone, whole, with its reason.
+    let keys = moto.list_objects("dead-letters").await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let text = String::from_utf8(common::moto::gunzip(&moto.get_object("dead-letters", &keys[0]).await)).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["record"], poison, "{text}");
+    assert_eq!(lines[0]["sequence_number"], poison["dynamodb"]["SequenceNumber"], "{text}");
+    assert!(lines[0]["reason"].as_str().unwrap().contains("planner fails on this record alone"), "{text}");
+
+    // Every other record counted exactly as a batch without the poison
+    // record counts it (planned by the shipped component).
+    let reference = common::moto::Moto::start();
+    reference.create_table("rate-limits").await;
+    let ref_app = App {
+        planner: Planner::load(Limits::default()).expect("the shipped planner loads"),
+        executor: Executor::new(reference.ddb_client(), reference.s3_client(), ExecutorOptions::default()),
+        settings: app.settings.clone(),
+    };
+    let mut without: serde_json::Value = serde_json::from_str(&event).unwrap();
+    without["Records"].as_array_mut().unwrap().remove(6);
+    let r = handler::invoke(&ref_app, &without.to_string(), "req-ref", "fn", 1_767_229_200_000).await.unwrap();
+    assert_eq!(r.failed_records, 0);
+    let got = usage(&moto).await;
+    assert!(!got.is_empty());
+    assert_eq!(got, usage(&reference).await);
+
+    // The same batch again changes nothing but adds a second dead-letter
+    // object for the same record (the stream delivered it twice).
+    handler::invoke(&app, &event, "req-poison-2", "fn", 1_767_229_200_000).await.expect("isolated again");
+    assert_eq!(usage(&moto).await, got);
+}
+
+#[tokio::test]
+async fn without_a_dead_letter_bucket_a_record_the_planner_fails_on_still_fails_the_batch() {
+    let moto = common::moto::Moto::start();
+    moto.create_table("rate-limits").await;
+    let app = moto_app(&moto, None).await;
+    let (event, _) = event_with_poison_record();
+    let err =
+        handler::invoke(&app, &event, "req-poison", "fn", 1_767_229_200_000).await.expect_err("retried, as before");
+    assert!(matches!(err, InvokeError::Component(CallError::Trap { .. })), "{err:?}");
 }
