@@ -233,3 +233,34 @@ async fn without_a_dead_letter_bucket_a_record_the_planner_fails_on_still_fails_
         handler::invoke(&app, &event, "req-poison", "fn", 1_767_229_200_000).await.expect_err("retried, as before");
     assert!(matches!(err, InvokeError::Component(CallError::Trap { .. })), "{err:?}");
 }
+
+/// What isolating one poison record costs on the bundled 1,000-record batch
+/// (docs/benchmarks.md#poison-records): requests and wall time with the record
+/// marked, against the same batch unmarked, each on a fresh moto table.
+/// `cargo test --release -p zae-aggregator --test trap -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn isolation_cost_on_the_real_1000_record_batch() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let text = std::fs::read_to_string(root.join("tests/conformance/real-batch-1000/event.json")).unwrap();
+    let mut marked: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let n = marked["Records"].as_array().unwrap().len();
+    marked["Records"][n / 2]["eventID"] = "zae-test:trap-record".into();
+    for (name, event) in [("unmarked", text.clone()), ("one poison record", marked.to_string())] {
+        let moto = common::moto::Moto::start();
+        moto.create_table("rate-limits").await;
+        moto.create_bucket("dead-letters").await;
+        let app = moto_app(&moto, Some("dead-letters")).await;
+        let started = std::time::Instant::now();
+        let inv = handler::invoke(&app, &event, "req-cost", "fn", 1_767_229_200_000).await.expect("no function error");
+        let wall = started.elapsed();
+        println!(
+            "{name}: {n} records, {} requests, {} snapshot writes applied, {} dead-lettered, {:.0} ms",
+            inv.report.requests,
+            inv.report.snapshots_applied,
+            inv.report.dead_lettered_records.len(),
+            wall.as_secs_f64() * 1000.0
+        );
+        assert_eq!(inv.response["batchItemFailures"], serde_json::json!([]));
+    }
+}
