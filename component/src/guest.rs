@@ -549,3 +549,249 @@ impl Guest for Component {
         native::error_json(&error_from(error))
     }
 }
+
+// ---------------------------------------------------------------------------
+// The `reader` interface (crate::usage).
+// ---------------------------------------------------------------------------
+
+use crate::usage;
+use exports::zae::aggregator::reader as rd;
+
+fn counters_to(c: usage::Counters) -> Vec<rd::Counter> {
+    c.into_iter().map(|(name, v)| rd::Counter { name, value: v.to_string() }).collect()
+}
+
+/// `None` when a value is not a decimal integer (not a reader's answer).
+fn counters_from(c: Vec<rd::Counter>) -> Option<usage::Counters> {
+    c.into_iter().map(|c| c.value.parse::<i128>().ok().map(|v| (c.name, v))).collect()
+}
+
+fn averages_to(a: std::collections::BTreeMap<String, String>) -> Vec<rd::Average> {
+    a.into_iter().map(|(name, value)| rd::Average { name, value }).collect()
+}
+
+fn averages_from(a: Vec<rd::Average>) -> std::collections::BTreeMap<String, String> {
+    a.into_iter().map(|a| (a.name, a.value)).collect()
+}
+
+fn skipped_to(s: Vec<usage::Skipped>) -> Vec<rd::SkippedItem> {
+    s.into_iter().map(|s| rd::SkippedItem { index: s.index, reason: s.reason }).collect()
+}
+
+fn skipped_from(s: Vec<rd::SkippedItem>) -> Vec<usage::Skipped> {
+    s.into_iter().map(|s| usage::Skipped { index: s.index, reason: s.reason }).collect()
+}
+
+fn layout_to(l: usage::Layout) -> rd::KeyLayout {
+    match l {
+        usage::Layout::Suffixed => rd::KeyLayout::Suffixed,
+        usage::Layout::Unsuffixed => rd::KeyLayout::Unsuffixed,
+    }
+}
+
+fn layout_from(l: rd::KeyLayout) -> usage::Layout {
+    match l {
+        rd::KeyLayout::Suffixed => usage::Layout::Suffixed,
+        rd::KeyLayout::Unsuffixed => usage::Layout::Unsuffixed,
+    }
+}
+
+fn query_from(q: rd::UsageQuery) -> usage::Query {
+    usage::Query {
+        namespace: q.namespace,
+        entity: q.entity,
+        resource: q.resource,
+        window: q.window.map(window_from),
+        from: q.from,
+        to: q.to,
+    }
+}
+
+fn reader_error_to(e: usage::ReaderError) -> rd::ReaderError {
+    match e {
+        usage::ReaderError::BadTime { field, value } => rd::ReaderError::BadTime(rd::BadTime { field, value }),
+        usage::ReaderError::BadMonths(n) => rd::ReaderError::BadMonths(n),
+        usage::ReaderError::ClockOutOfRange(ms) => rd::ReaderError::ClockOutOfRange(ms),
+        usage::ReaderError::Overflow { counter } => rd::ReaderError::Overflow(counter),
+    }
+}
+
+fn reader_error_from(e: rd::ReaderError) -> usage::ReaderError {
+    match e {
+        rd::ReaderError::BadTime(b) => usage::ReaderError::BadTime { field: b.field, value: b.value },
+        rd::ReaderError::BadMonths(n) => usage::ReaderError::BadMonths(n),
+        rd::ReaderError::ClockOutOfRange(ms) => usage::ReaderError::ClockOutOfRange(ms),
+        rd::ReaderError::Overflow(counter) => usage::ReaderError::Overflow { counter },
+    }
+}
+
+fn period_to(p: usage::Period) -> rd::Period {
+    rd::Period { months: p.months, from: p.from, until: p.until }
+}
+
+fn period_from(p: rd::Period) -> usage::Period {
+    usage::Period { months: p.months, from: p.from, until: p.until }
+}
+
+/// The canonical error for a record no reader function produces (a counter
+/// or `total_events` that is not a decimal integer).
+fn not_an_answer() -> String {
+    usage::reader_error_json(&usage::ReaderError::Overflow {
+        counter: "(a value that is not a decimal integer)".into(),
+    })
+}
+
+impl rd::Guest for Component {
+    fn rows(items: Vec<String>, query: rd::UsageQuery) -> Result<rd::UsageRows, rd::ReaderError> {
+        let r = usage::rows(&items, &query_from(query)).map_err(reader_error_to)?;
+        Ok(rd::UsageRows {
+            rows: r
+                .rows
+                .into_iter()
+                .map(|r| rd::UsageRow {
+                    namespace: r.namespace,
+                    entity: r.entity,
+                    resource: r.resource,
+                    window: window_to(r.window),
+                    window_start: r.window_start,
+                    layout: layout_to(r.layout),
+                    counters: counters_to(r.counters),
+                    total_events: r.total_events.to_string(),
+                })
+                .collect(),
+            skipped: skipped_to(r.skipped),
+        })
+    }
+
+    fn summaries(items: Vec<String>, query: rd::UsageQuery) -> Result<rd::UsageSummaries, rd::ReaderError> {
+        let s = usage::summaries(&items, &query_from(query)).map_err(reader_error_to)?;
+        Ok(rd::UsageSummaries {
+            summaries: s
+                .summaries
+                .into_iter()
+                .map(|s| rd::UsageSummary {
+                    namespace: s.namespace,
+                    entity: s.entity,
+                    resource: s.resource,
+                    window: window_to(s.window),
+                    snapshots: s.snapshots,
+                    first_window_start: s.first_window_start,
+                    last_window_start: s.last_window_start,
+                    totals: counters_to(s.totals),
+                    total_events: s.total_events.to_string(),
+                    averages: averages_to(s.averages),
+                })
+                .collect(),
+            skipped: skipped_to(s.skipped),
+        })
+    }
+
+    fn average_period(months: u32, now_ms: i64) -> Result<rd::Period, rd::ReaderError> {
+        usage::period(months, now_ms).map(period_to).map_err(reader_error_to)
+    }
+
+    fn monthly_average(
+        items: Vec<String>,
+        query: rd::UsageQuery,
+        months: u32,
+        now_ms: i64,
+        whole_period: bool,
+    ) -> Result<rd::MonthlyAverages, rd::ReaderError> {
+        let a = usage::monthly_average(&items, &query_from(query), months, now_ms, whole_period)
+            .map_err(reader_error_to)?;
+        Ok(rd::MonthlyAverages {
+            period: period_to(a.period),
+            resources: a
+                .resources
+                .into_iter()
+                .map(|r| rd::ResourceAverage {
+                    namespace: r.namespace,
+                    entity: r.entity,
+                    resource: r.resource,
+                    window: window_to(r.window),
+                    complete: r.complete,
+                    items: r.items,
+                    totals: counters_to(r.totals),
+                    total_events: r.total_events.to_string(),
+                    averages: averages_to(r.averages),
+                })
+                .collect(),
+            skipped: skipped_to(a.skipped),
+        })
+    }
+
+    fn render_rows(rows: rd::UsageRows) -> String {
+        let mut out = Vec::with_capacity(rows.rows.len());
+        for r in rows.rows {
+            let (Some(counters), Ok(total_events)) = (counters_from(r.counters), r.total_events.parse()) else {
+                return not_an_answer();
+            };
+            out.push(usage::Row {
+                namespace: r.namespace,
+                entity: r.entity,
+                resource: r.resource,
+                window: window_from(r.window),
+                window_start: r.window_start,
+                layout: layout_from(r.layout),
+                counters,
+                total_events,
+            });
+        }
+        usage::rows_json(&usage::Rows { rows: out, skipped: skipped_from(rows.skipped) })
+    }
+
+    fn render_summaries(summaries: rd::UsageSummaries) -> String {
+        let mut out = Vec::with_capacity(summaries.summaries.len());
+        for s in summaries.summaries {
+            let (Some(totals), Ok(total_events)) = (counters_from(s.totals), s.total_events.parse()) else {
+                return not_an_answer();
+            };
+            out.push(usage::Summary {
+                namespace: s.namespace,
+                entity: s.entity,
+                resource: s.resource,
+                window: window_from(s.window),
+                snapshots: s.snapshots,
+                first_window_start: s.first_window_start,
+                last_window_start: s.last_window_start,
+                totals,
+                total_events,
+                averages: averages_from(s.averages),
+            });
+        }
+        usage::summaries_json(&usage::Summaries { summaries: out, skipped: skipped_from(summaries.skipped) })
+    }
+
+    fn render_period(period: rd::Period) -> String {
+        usage::period_json(&period_from(period))
+    }
+
+    fn render_average(average: rd::MonthlyAverages) -> String {
+        let mut out = Vec::with_capacity(average.resources.len());
+        for r in average.resources {
+            let (Some(totals), Ok(total_events)) = (counters_from(r.totals), r.total_events.parse()) else {
+                return not_an_answer();
+            };
+            out.push(usage::ResourceAverage {
+                namespace: r.namespace,
+                entity: r.entity,
+                resource: r.resource,
+                window: window_from(r.window),
+                complete: r.complete,
+                items: r.items,
+                totals,
+                total_events,
+                averages: averages_from(r.averages),
+            });
+        }
+        usage::average_json(&usage::MonthlyAverage {
+            period: period_from(average.period),
+            resources: out,
+            skipped: skipped_from(average.skipped),
+        })
+    }
+
+    fn render_reader_error(error: rd::ReaderError) -> String {
+        usage::reader_error_json(&reader_error_from(error))
+    }
+}

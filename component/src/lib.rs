@@ -30,6 +30,7 @@ pub mod refill;
 pub mod schedule;
 pub mod shard;
 pub mod snapshot;
+pub mod usage;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod vector;
 pub mod window;

@@ -205,6 +205,165 @@ pub fn default_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("tests").join("conformance")
 }
 
+/// A reader vector (`tests/conformance/reader/<name>/`): `input.json` names
+/// the `reader` function and its arguments, `answer.json` holds the expected
+/// canonical answer (tests/conformance/README.md#reader-vectors).
+#[derive(Debug, Clone)]
+pub struct ReaderVector {
+    /// Directory name.
+    pub name: String,
+    /// Directory.
+    pub dir: PathBuf,
+    /// What it covers.
+    pub description: String,
+    /// The call.
+    pub call: ReaderCall,
+    /// Expected canonical answer (without the trailing newline).
+    pub expected: Option<String>,
+}
+
+/// One call of the `reader` interface.
+#[derive(Debug, Clone)]
+pub enum ReaderCall {
+    /// `rows(items, query)`.
+    Rows {
+        /// Items, as text.
+        items: Vec<String>,
+        /// Query.
+        query: crate::usage::Query,
+    },
+    /// `summaries(items, query)`.
+    Summaries {
+        /// Items, as text.
+        items: Vec<String>,
+        /// Query.
+        query: crate::usage::Query,
+    },
+    /// `average-period(months, now-ms)`.
+    Period {
+        /// Months.
+        months: u32,
+        /// Clock.
+        now_ms: i64,
+    },
+    /// `monthly-average(items, query, months, now-ms, whole-period)`.
+    Average {
+        /// Items, as text.
+        items: Vec<String>,
+        /// Query.
+        query: crate::usage::Query,
+        /// Months.
+        months: u32,
+        /// Clock.
+        now_ms: i64,
+        /// Whether the items are the whole period.
+        whole_period: bool,
+    },
+}
+
+fn opt_str(v: &Value, name: &str) -> Result<Option<String>, String> {
+    match v.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(format!("{name} is {other}, not a string or null")),
+    }
+}
+
+fn parse_query(v: Option<&Value>) -> Result<crate::usage::Query, String> {
+    let Some(v) = v else { return Ok(crate::usage::Query::default()) };
+    Ok(crate::usage::Query {
+        namespace: opt_str(v, "namespace")?,
+        entity: opt_str(v, "entity")?,
+        resource: opt_str(v, "resource")?,
+        window: match opt_str(v, "window")? {
+            None => None,
+            Some(w) => Some(Window::parse(&w).ok_or_else(|| format!("bad window {w}"))?),
+        },
+        from: opt_str(v, "from")?,
+        to: opt_str(v, "to")?,
+    })
+}
+
+/// A reader vector's items: an object is passed as its compact JSON text,
+/// a string verbatim.
+fn parse_items(v: &Value) -> Result<Vec<String>, String> {
+    field(v, "items")?
+        .as_array()
+        .ok_or("items is not a list")?
+        .iter()
+        .map(|i| match i {
+            Value::String(s) => Ok(s.clone()),
+            Value::Object(_) => Ok(i.to_string()),
+            other => Err(format!("item {other} is not an object or a string")),
+        })
+        .collect()
+}
+
+/// Load one reader vector directory.
+pub fn load_reader(dir: &Path) -> Result<ReaderVector, String> {
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()));
+    let input: Value = serde_json::from_str(&read("input.json")?).map_err(|e| format!("input.json: {e}"))?;
+    let months = || -> Result<u32, String> {
+        field(&input, "months")?
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| "months is not a u32".into())
+    };
+    let now_ms = || -> Result<i64, String> {
+        field(&input, "now_ms")?
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| "now_ms must be a decimal string".into())
+    };
+    let call = match field(&input, "function")?.as_str() {
+        Some("rows") => ReaderCall::Rows { items: parse_items(&input)?, query: parse_query(input.get("query"))? },
+        Some("summaries") => {
+            ReaderCall::Summaries { items: parse_items(&input)?, query: parse_query(input.get("query"))? }
+        }
+        Some("average-period") => ReaderCall::Period { months: months()?, now_ms: now_ms()? },
+        Some("monthly-average") => ReaderCall::Average {
+            items: parse_items(&input)?,
+            query: parse_query(input.get("query"))?,
+            months: months()?,
+            now_ms: now_ms()?,
+            whole_period: field(&input, "whole_period")?.as_bool().ok_or("whole_period is not a boolean")?,
+        },
+        other => return Err(format!("function {other:?} is not a reader function")),
+    };
+    Ok(ReaderVector {
+        name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        dir: dir.to_path_buf(),
+        description: field(&input, "description")?.as_str().unwrap_or_default().to_string(),
+        call,
+        expected: read("answer.json").ok().map(|s| s.strip_suffix('\n').unwrap_or(&s).to_string()),
+    })
+}
+
+/// Load every reader vector under `root` (`tests/conformance/reader`), sorted by name.
+pub fn load_reader_all(root: &Path) -> Result<Vec<ReaderVector>, String> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .map_err(|e| format!("{}: {e}", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("input.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs.iter().map(|d| load_reader(d)).collect()
+}
+
+/// Run a reader vector natively and render the canonical answer.
+pub fn run_reader_native(v: &ReaderVector) -> String {
+    use crate::usage;
+    let answer = match &v.call {
+        ReaderCall::Rows { items, query } => usage::rows(items, query).map(|r| usage::rows_json(&r)),
+        ReaderCall::Summaries { items, query } => usage::summaries(items, query).map(|s| usage::summaries_json(&s)),
+        ReaderCall::Period { months, now_ms } => usage::period(*months, *now_ms).map(|p| usage::period_json(&p)),
+        ReaderCall::Average { items, query, months, now_ms, whole_period } => {
+            usage::monthly_average(items, query, *months, *now_ms, *whole_period).map(|a| usage::average_json(&a))
+        }
+    };
+    answer.unwrap_or_else(|e| usage::reader_error_json(&e))
+}
+
 /// `event_json`'s records repeated to `n` records, each copy with its own
 /// sequence numbers (copy k adds k x 10^7, above every original), so no
 /// record is deduplicated: how the benchmarks build batches larger than the

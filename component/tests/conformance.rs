@@ -34,3 +34,35 @@ fn native_planner_matches_every_vector() {
     }
     assert!(failures.is_empty(), "{} of {} vectors differ:\n{}", failures.len(), vectors.len(), failures.join("\n"));
 }
+
+/// Every reader vector (`tests/conformance/reader/`) with the native reader;
+/// `ZAE_BLESS=1` writes `answer.json`.
+#[test]
+fn native_reader_matches_every_reader_vector() {
+    use zae_planner::vector::{load_reader_all, run_reader_native};
+    let vectors = load_reader_all(&default_root().join("reader")).expect("load reader vectors");
+    assert!(vectors.len() >= 8, "expected at least 8 reader vectors, found {}", vectors.len());
+    let bless = bless();
+    let mut failures = Vec::new();
+    for v in &vectors {
+        let got = run_reader_native(v);
+        if bless {
+            std::fs::write(v.dir.join("answer.json"), format!("{got}\n")).expect("write answer.json");
+            continue;
+        }
+        match &v.expected {
+            None => failures.push(format!("reader/{}: no answer.json (run with ZAE_BLESS=1)", v.name)),
+            Some(want) if *want != got => {
+                failures.push(format!("reader/{}: differs\n  want {want}\n  got  {got}", v.name))
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} reader vectors differ:\n{}",
+        failures.len(),
+        vectors.len(),
+        failures.join("\n")
+    );
+}

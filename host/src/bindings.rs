@@ -1,5 +1,5 @@
 //! The contract: host bindings generated from `wit/planner.wit` (package
-//! `zae:aggregator@0.3.0`, world `aggregator`), and the few names and
+//! `zae:aggregator@0.4.0`, world `aggregator`), and the few names and
 //! renderings the host needs for logs. The host knows the planner only
 //! through these types.
 //!
@@ -22,6 +22,9 @@ wasmtime::component::bindgen!({
 });
 
 pub use zae::aggregator::types::*;
+
+/// The reader interface: its types and exported functions (docs/reading.md).
+pub use exports::zae::aggregator::reader;
 
 /// The planner interface's exported functions.
 pub use exports::zae::aggregator::planner::Guest as PlannerExports;

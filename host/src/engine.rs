@@ -21,8 +21,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{
-    self as wit, Batch, BatchPlan, ConfigError, LimiterChoice, ObservedItem, PlanError, ReadResult, RecordFailure,
-    Write,
+    self as wit, reader, Batch, BatchPlan, ConfigError, LimiterChoice, ObservedItem, PlanError, ReadResult,
+    RecordFailure, Write,
 };
 
 /// The planner component, built by `build.rs` for `wasm32-wasip2`.
@@ -339,6 +339,74 @@ impl Planner {
         result.map_err(|e| self.call_error(&store, e))
     }
 
+    /// The usage rows of `items` matching `query` (the contract's `reader.rows`).
+    pub async fn usage_rows(
+        &self,
+        items: &[&str],
+        query: reader::UsageQuery<'_>,
+    ) -> Result<Result<reader::UsageRows, reader::ReaderError>, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let result = instance.zae_aggregator_reader().call_rows(&mut store, items, query).await;
+        result.map_err(|e| self.call_error(&store, e))
+    }
+
+    /// Totals per entity, resource and window (the contract's `reader.summaries`).
+    pub async fn usage_summaries(
+        &self,
+        items: &[&str],
+        query: reader::UsageQuery<'_>,
+    ) -> Result<Result<reader::UsageSummaries, reader::ReaderError>, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let result = instance.zae_aggregator_reader().call_summaries(&mut store, items, query).await;
+        result.map_err(|e| self.call_error(&store, e))
+    }
+
+    /// The last `months` complete months before `now_ms` (the contract's
+    /// `reader.average-period`).
+    pub async fn average_period(
+        &self,
+        months: u32,
+        now_ms: i64,
+    ) -> Result<Result<reader::Period, reader::ReaderError>, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let result = instance.zae_aggregator_reader().call_average_period(&mut store, months, now_ms).await;
+        result.map_err(|e| self.call_error(&store, e))
+    }
+
+    /// The average monthly usage over the last `months` complete months (the
+    /// contract's `reader.monthly-average`).
+    pub async fn monthly_average(
+        &self,
+        items: &[&str],
+        query: reader::UsageQuery<'_>,
+        months: u32,
+        now_ms: i64,
+        whole_period: bool,
+    ) -> Result<Result<reader::MonthlyAverages, reader::ReaderError>, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let result = instance
+            .zae_aggregator_reader()
+            .call_monthly_average(&mut store, items, query, months, now_ms, whole_period)
+            .await;
+        result.map_err(|e| self.call_error(&store, e))
+    }
+
+    /// The canonical JSON of a reader answer, rendered by the component.
+    pub async fn render_reading(&self, answer: &Reading) -> Result<String, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let r = instance.zae_aggregator_reader();
+        let result = match answer {
+            Reading::Rows(Ok(x)) => r.call_render_rows(&mut store, x).await,
+            Reading::Summaries(Ok(x)) => r.call_render_summaries(&mut store, x).await,
+            Reading::Period(Ok(x)) => r.call_render_period(&mut store, x).await,
+            Reading::Average(Ok(x)) => r.call_render_average(&mut store, x).await,
+            Reading::Rows(Err(e)) | Reading::Summaries(Err(e)) | Reading::Period(Err(e)) | Reading::Average(Err(e)) => {
+                r.call_render_reader_error(&mut store, e).await
+            }
+        };
+        result.map_err(|e| self.call_error(&store, e))
+    }
+
     /// A fresh store with this handle's limits, and a fresh instance in it.
     async fn instantiate(&self) -> Result<(Store<State>, wit::Aggregator), CallError> {
         let mut store = Store::new(&self.shared.engine, State::new(self.limits.memory_bytes));
@@ -361,6 +429,20 @@ impl Planner {
         classify(&e, Phase::Call, store.data(), self.limits)
     }
 }
+
+/// An answer of one of the contract's `reader` functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    /// `rows`.
+    Rows(Result<reader::UsageRows, reader::ReaderError>),
+    /// `summaries`.
+    Summaries(Result<reader::UsageSummaries, reader::ReaderError>),
+    /// `average-period`.
+    Period(Result<reader::Period, reader::ReaderError>),
+    /// `monthly-average`.
+    Average(Result<reader::MonthlyAverages, reader::ReaderError>),
+}
+
 
 /// The interfaces the planner may import: its contract's types, and the WASI
 /// interfaces Rust's standard library links on `wasm32-wasip2` (environment,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Conformance kit: runs every host of the planner over every vector in
 # tests/conformance/ and checks each answer byte for byte against plan.json
+# (reader vectors, tests/conformance/reader/, against answer.json)
 # (the node and python hosts check both their own rendering and the
 # component's render-plan / render-error of the answer they lifted).
 #
@@ -49,8 +50,11 @@ done
 cd "$ROOT"
 mkdir -p "$LOGS"
 
-# Every vector directory, by name.
-mapfile -t vectors < <(for d in "$VECTORS"/*/; do [ -f "$d/input.json" ] && basename "$d"; done | LC_ALL=C sort)
+# Every vector directory, by name; reader vectors as reader/<name>.
+mapfile -t vectors < <({
+  for d in "$VECTORS"/*/; do [ -f "$d/input.json" ] && basename "$d"; done
+  for d in "$VECTORS"/reader/*/; do [ -f "$d/input.json" ] && echo "reader/$(basename "$d")"; done
+} | LC_ALL=C sort)
 total=${#vectors[@]}
 if [ "$total" -eq 0 ]; then
   echo "run-all.sh: no vectors under $VECTORS" >&2

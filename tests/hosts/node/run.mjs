@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Node.js host of the zae-planner component (`zae:aggregator@0.3.0`, world
-// `aggregator`, interface `planner`): runs every conformance vector through
+// Node.js host of the zae-planner component (`zae:aggregator@0.4.0`, world
+// `aggregator`, interfaces `planner` and `reader`): runs every conformance vector through
 // the component transpiled with jco and checks the answer twice against the
 // vector's plan.json, byte for byte:
 //
@@ -10,6 +10,10 @@
 //    proves the host's lift and lower of every type is lossless.
 //
 // A vector passes only when both renderings equal plan.json.
+//
+// Reader vectors (tests/conformance/reader/, counted as `reader/<name>`) call
+// the `reader` interface and pass when the component's `render-*` of the
+// answer this host lifted equals answer.json (no second renderer here).
 //
 //   node tests/hosts/node/run.mjs [--component PATH] [--vectors DIR]
 //                                 [--repeat N] [--timed NAME] [--timings]
@@ -505,8 +509,9 @@ function patchGlue(js) {
 /**
  * Transpile the component with jco (instantiation mode, glue patched, cached
  * per component hash under gen/) and return a function that instantiates it
- * and returns its `planner` interface (`zae:aggregator/planner@0.3.0`: `plan`,
- * `replanSnapshots`, `configFromEnv`, `renderPlan`, `renderError`).
+ * and returns its `planner` interface (`zae:aggregator/planner@0.4.0`: `plan`,
+ * `replanSnapshots`, `configFromEnv`, `renderPlan`, `renderError`), with the
+ * `reader` interface as its `reader` property.
  */
 async function load(componentPath) {
   const bytes = await readFile(componentPath);
@@ -547,9 +552,12 @@ async function load(componentPath) {
       (f) => typeof planner?.[f] !== "function",
     );
     if (missing.length > 0) {
-      throw new Error(`the component exports no planner interface with ${missing.join(", ")} (not zae:aggregator@0.3.0?)`);
+      throw new Error(`the component exports no planner interface with ${missing.join(", ")} (not zae:aggregator@0.4.0?)`);
     }
-    return planner;
+    if (typeof exports.reader?.rows !== "function") {
+      throw new Error("the component exports no reader interface (not zae:aggregator@0.4.0?)");
+    }
+    return Object.assign(Object.create(planner), { reader: exports.reader });
   };
 }
 
@@ -580,6 +588,50 @@ function callOnce(planner, v) {
     if (e && Object.prototype.hasOwnProperty.call(e, "payload")) return done({ error: e.payload });
     return done({ trap: e });
   }
+}
+
+/** A reader vector's query as the contract's `usage-query` (jco: options are values or undefined). */
+function readerQuery(q) {
+  const opt = (name) => (q?.[name] == null ? undefined : q[name]);
+  return {
+    namespace: opt("namespace"),
+    entity: opt("entity"),
+    resource: opt("resource"),
+    window: opt("window"),
+    from: opt("from"),
+    to: opt("to"),
+  };
+}
+
+/**
+ * Run one reader vector (tests/conformance/README.md#reader-vectors): call the
+ * named `reader` function, render the lifted answer with the component's
+ * `render-*`, compare with answer.json. Returns null on a match, else why.
+ */
+async function checkReaderVector(reader, dir) {
+  const input = JSON.parse(await readFile(join(dir, "input.json"), "utf8"));
+  const expected = (await readFile(join(dir, "answer.json"), "utf8")).replace(/\n$/, "");
+  const items = (input.items ?? []).map((i) => (typeof i === "string" ? i : JSON.stringify(i)));
+  const calls = {
+    rows: [() => reader.rows(items, readerQuery(input.query)), (a) => reader.renderRows(a)],
+    summaries: [() => reader.summaries(items, readerQuery(input.query)), (a) => reader.renderSummaries(a)],
+    "average-period": [() => reader.averagePeriod(input.months, BigInt(input.now_ms)), (a) => reader.renderPeriod(a)],
+    "monthly-average": [
+      () =>
+        reader.monthlyAverage(items, readerQuery(input.query), input.months, BigInt(input.now_ms), input.whole_period),
+      (a) => reader.renderAverage(a),
+    ],
+  };
+  const call = calls[input.function];
+  if (!call) return `unknown function ${input.function}`;
+  let rendered;
+  try {
+    rendered = call[1](call[0]());
+  } catch (e) {
+    if (!(e && Object.prototype.hasOwnProperty.call(e, "payload"))) return `the call trapped: ${e?.message ?? e}`;
+    rendered = reader.renderReaderError(e.payload);
+  }
+  return rendered === expected ? null : `got ${rendered}\n    want ${expected}`;
 }
 
 /** Byte offset of the first difference of two unequal buffers. */
@@ -686,6 +738,22 @@ async function main() {
         `${name}: plan call median ${median(times).toFixed(2)} ms ` +
         `(min ${Math.min(...times).toFixed(2)}, first ${r.ms.toFixed(2)}, ${times.length} calls; ` +
         `process CPU median ${median(calls.map((c) => c.cpuMs)).toFixed(2)} ms)`;
+    }
+  }
+  const readerDir = join(opts.vectors, "reader");
+  const readerNames = existsSync(readerDir)
+    ? (await readdir(readerDir, { withFileTypes: true }))
+        .filter((d) => d.isDirectory() && existsSync(join(readerDir, d.name, "input.json")))
+        .map((d) => d.name)
+        .sort()
+    : [];
+  for (const name of readerNames) {
+    const outcome = await checkReaderVector(planner.reader, join(readerDir, name));
+    if (outcome === null) passed++;
+    else {
+      failed++;
+      console.log(`FAIL reader/${name}: ${outcome}`);
+      planner = await newInstance();
     }
   }
   const jcoPackage = join(HERE, "node_modules", "@bytecodealliance", "jco", "package.json");

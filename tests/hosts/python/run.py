@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Python host of the zae-planner component (`zae:aggregator@0.3.0`, world
-`aggregator`, interface `planner`): runs every conformance vector through the
+"""Python host of the zae-planner component (`zae:aggregator@0.4.0`, world
+`aggregator`, interfaces `planner` and `reader`): runs every conformance vector through the
 component with wasmtime-py's component-model API and checks the answer twice
 against the vector's plan.json, byte for byte:
 
@@ -10,6 +10,10 @@ against the vector's plan.json, byte for byte:
    proves the host's lift and lower of every type is lossless.
 
 A vector passes only when both renderings equal plan.json.
+
+Reader vectors (tests/conformance/reader/, counted as `reader/<name>`) call the
+`reader` interface and pass when the component's `render-*` of the answer this
+host lifted equals answer.json (no second renderer here).
 
     tests/hosts/python/.venv/bin/python tests/hosts/python/run.py \\
         [--component PATH] [--vectors DIR] [--repeat N] [--timed NAME] [--timings]
@@ -340,12 +344,13 @@ def read_outcome(r) -> Variant:
 # ---------------------------------------------------------------------------
 
 
-PLANNER = "zae:aggregator/planner@0.3.0"
+PLANNER = "zae:aggregator/planner@0.4.0"
+READER = "zae:aggregator/reader@0.4.0"
 
 
 class Planner:
     """One instance of the component in its own store, with nothing granted; its functions are those of the
-    exported interface `zae:aggregator/planner@0.3.0`."""
+    exported interface `zae:aggregator/planner@0.4.0`; `reader_func` gives those of `zae:aggregator/reader@0.4.0`."""
 
     def __init__(self, engine: Engine, component: Component, linker: Linker):
         self.stderr = tempfile.NamedTemporaryFile(prefix="zae-planner-stderr-")
@@ -365,6 +370,18 @@ class Planner:
                 raise LookupError(f"{PLANNER} exports no function {name}")
             return f
 
+        reader = instance.get_export_index(self.store, READER)
+        if reader is None:
+            raise LookupError(f"the component exports no {READER}")
+
+        def reader_func(name: str):
+            index = instance.get_export_index(self.store, name, reader)
+            f = None if index is None else instance.get_func(self.store, index)
+            if f is None:
+                raise LookupError(f"{READER} exports no function {name}")
+            return f
+
+        self.reader_func = reader_func
         self.plan = func("plan")
         self.replan = func("replan-snapshots")
         self.after_reads = func("plan-after-reads")
@@ -396,8 +413,46 @@ class Planner:
         f.post_return(self.store)
         return text
 
+    def reader_call(self, name: str, *args):
+        """One `reader` function call; its answer, lifted (a `result` comes back untagged)."""
+        f = self.reader_func(name)
+        result = f(self.store, *args)
+        f.post_return(self.store)
+        return result
+
     def guest_stderr(self) -> str:
         return Path(self.stderr.name).read_text(errors="replace").strip()
+
+
+def reader_query(q) -> Record:
+    q = q or {}
+    return record(namespace=q.get("namespace"), entity=q.get("entity"), resource=q.get("resource"),
+                  window=q.get("window"), **{"from": q.get("from")}, to=q.get("to"))
+
+
+RENDERERS = {"rows": "render-rows", "summaries": "render-summaries", "average-period": "render-period",
+             "monthly-average": "render-average"}
+
+
+def check_reader_vector(planner: "Planner", d: Path):
+    """None when the component's rendering of this host's lifted answer equals answer.json, else why."""
+    inp = json.loads(read_text(d / "input.json"))
+    expected = read_text(d / "answer.json").removesuffix("\n")
+    items = [i if isinstance(i, str) else json.dumps(i, separators=(",", ":"), ensure_ascii=False)
+             for i in inp.get("items", [])]
+    fn = inp["function"]
+    if fn in ("rows", "summaries"):
+        args = (items, reader_query(inp.get("query")))
+    elif fn == "average-period":
+        args = (inp["months"], int(inp["now_ms"]))
+    elif fn == "monthly-average":
+        args = (items, reader_query(inp.get("query")), inp["months"], int(inp["now_ms"]), inp["whole_period"])
+    else:
+        return f"unknown function {fn}"
+    result = planner.reader_call(fn, *args)
+    renderer = "render-reader-error" if isinstance(result, Variant) else RENDERERS[fn]
+    got = planner.reader_call(renderer, result)
+    return None if got == expected else f"got {got}\n    want {expected}"
 
 
 def first_difference(a: bytes, b: bytes) -> int:
@@ -484,6 +539,19 @@ def main() -> int:
             timed_note = (f"{d.name}: plan call median {statistics.median_low(times):.2f} ms "
                           f"(min {min(times):.2f}, first {ms:.2f}, {len(times)} calls; "
                           f"process CPU median {statistics.median_low(cpu for _, cpu in calls):.2f} ms)")
+    reader_dir = args.vectors / "reader"
+    reader_dirs = sorted(d for d in reader_dir.iterdir() if (d / "input.json").is_file()) if reader_dir.is_dir() else []
+    for d in reader_dirs:
+        try:
+            why = check_reader_vector(planner, d)
+        except Exception as e:  # a load error, a lowering error or a trap
+            why = f"{type(e).__name__}: {e}"
+            planner = Planner(engine, component, linker)
+        if why is None:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL reader/{d.name}: {why}", flush=True)
     print(f"python: {passed} passed, {failed} failed; {timed_note} "
           f"[python {sys.version.split()[0]}, wasmtime {version('wasmtime')}]", flush=True)
     return 0 if failed == 0 else 1
