@@ -1,4 +1,4 @@
-//! The command line: `zae-aggregator lambda | plan | invoke`.
+//! The command line: `zae-aggregator lambda | plan | invoke | poll | replay`.
 //!
 //! Exit codes of `plan` and `invoke`:
 //!
@@ -107,6 +107,26 @@ response goes to a file, and to standard error otherwise. When the planner fails
 Lambda's error payload {\"errorType\":...,\"errorMessage\":...}.",
         after_help = EXIT_CODES)]
     Invoke(InvokeArgs),
+    /// Consume the table's DynamoDB stream as Lambda's event source mapping would (docs/poll.md)
+    #[command(long_about = "\
+Consume the table's DynamoDB stream as Lambda's event source mapping would: shards in order, \
+children after their parents, new shards discovered; the template's filter; Lambda-shaped \
+batches through the same planner and executor as `invoke`; batchItemFailures honoured with \
+backoff; a checkpoint per shard written after each batch (an item of the table, or --checkpoint \
+FILE). Runs until SIGINT or SIGTERM (the batch in flight finishes, the checkpoint is written, \
+exit 0), or with --until-caught-up until every open shard is read to its end. A progress line on \
+a terminal, JSON log lines on standard output otherwise. See docs/poll.md.",
+        after_help = EXIT_CODES)]
+    Poll(crate::poll::PollArgs),
+    /// Re-run a stream range or the dead letter's records (docs/poll.md#replay)
+    #[command(long_about = "\
+Re-run records through the same planner and executor as `invoke`: a sequence range still in the \
+stream (--stream-arn, --shard, --from-seq, optionally --to-seq; what an on-failure destination \
+records), or every dead-letter object under an S3 prefix (--dead-letter s3://BUCKET/PREFIX), \
+each object moved to PREFIX/replayed/ once all its records are applied. Safe to repeat: records \
+already counted are no-ops. See docs/poll.md.",
+        after_help = EXIT_CODES)]
+    Replay(crate::replay::ReplayArgs),
 }
 
 /// The event and the invocation's identity.
@@ -151,6 +171,8 @@ pub async fn main() -> ExitCode {
         Some(Command::Lambda) => run_lambda(&vars).await,
         Some(Command::Plan(args)) => run_plan(&args, &vars).await,
         Some(Command::Invoke(args)) => run_invoke(&args, &vars).await,
+        Some(Command::Poll(args)) => crate::poll::run(&args, &vars).await,
+        Some(Command::Replay(args)) => crate::replay::run(&args, &vars).await,
         None if var(&vars, "AWS_LAMBDA_RUNTIME_API").is_some() => run_lambda(&vars).await,
         None => {
             eprintln!("{}", Cli::command().render_help());

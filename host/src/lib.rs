@@ -9,6 +9,8 @@
 //! * [`dynamo_json`]: DynamoDB JSON <-> SDK `AttributeValue`.
 //! * [`executor`]: runs a plan's writes with aws-sdk-dynamodb / aws-sdk-s3.
 //! * [`handler`]: one invocation: plan, execute, Lambda response.
+//! * [`stream`]: reading a DynamoDB stream as Lambda does (records, filter, lineage, batches, checkpoints).
+//! * [`poll`]: `zae-aggregator poll`, the stream consumer; [`replay`]: re-running a stream range or dead letters.
 //! * [`settings`]: the process configuration from the environment.
 //! * [`limiter`]: which zae-limiter semantics to serve, chosen at start-up.
 //! * [`logging`]: JSON-lines logs through tracing.
@@ -24,6 +26,9 @@ pub mod handler;
 pub mod lambda;
 pub mod limiter;
 pub mod logging;
+pub mod poll;
+pub mod replay;
 pub mod settings;
+pub mod stream;
 
 pub use engine::{CallError, Limits, Planner};

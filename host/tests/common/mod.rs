@@ -6,6 +6,7 @@ pub mod contract;
 pub mod delivery;
 pub mod fault_proxy;
 pub mod moto;
+pub mod poller;
 pub mod rng;
 pub mod streams;
 pub mod truth;
