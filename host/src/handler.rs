@@ -163,7 +163,10 @@ pub async fn invoke_until(
     };
     let mut plan = match planned {
         Ok(plan) => plan,
-        Err(InvokeError::Component(e)) if isolable(&e) && app.settings.config.dead_letter_bucket.is_some() => {
+        Err(InvokeError::Component(e))
+            if isolable(&e, planner.limits().deadline < app.planner.limits().deadline)
+                && app.settings.config.dead_letter_bucket.is_some() =>
+        {
             return isolate(app, event_json, request_id, function_name, now_ms, deadline, e).await;
         }
         Err(e) => {
@@ -291,9 +294,16 @@ pub async fn invoke_until(
 /// Whether a failed planner call may be caused by one record of the batch
 /// (a trap, an overrun deadline, the memory cap), so that planning smaller
 /// parts can isolate it. A component that cannot be instantiated fails every
-/// batch alike.
-fn isolable(e: &CallError) -> bool {
-    !matches!(e, CallError::Instantiate(_))
+/// batch alike, and an overrun deadline that the invocation's time budget
+/// cut short (`budget_capped`) may be the budget's doing, not the record's:
+/// neither is isolated, so a good record never reaches the dead letter for
+/// want of time.
+fn isolable(e: &CallError, budget_capped: bool) -> bool {
+    match e {
+        CallError::Instantiate(_) => false,
+        CallError::DeadlineExceeded { .. } => !budget_capped,
+        CallError::Trap { .. } | CallError::MemoryLimit { .. } => true,
+    }
 }
 
 /// The `Records` of a Lambda event as their exact bytes, or `None` when the
@@ -657,10 +667,16 @@ mod tests {
 
     #[test]
     fn only_a_trap_deadline_or_memory_cap_is_isolated() {
-        assert!(isolable(&CallError::Trap { code: None, detail: String::new() }));
-        assert!(isolable(&CallError::DeadlineExceeded { deadline: std::time::Duration::from_secs(1) }));
-        assert!(isolable(&CallError::MemoryLimit { limit: 1, detail: String::new() }));
-        assert!(!isolable(&CallError::Instantiate(String::new())));
+        let trap = CallError::Trap { code: None, detail: String::new() };
+        let deadline = CallError::DeadlineExceeded { deadline: std::time::Duration::from_secs(1) };
+        let memory = CallError::MemoryLimit { limit: 1, detail: String::new() };
+        for capped in [false, true] {
+            assert!(isolable(&trap, capped));
+            assert!(isolable(&memory, capped));
+            assert!(!isolable(&CallError::Instantiate(String::new()), capped));
+        }
+        assert!(isolable(&deadline, false), "the planner's own deadline: the record's doing");
+        assert!(!isolable(&deadline, true), "a deadline the time budget cut short: maybe the budget's");
     }
 
     #[test]
