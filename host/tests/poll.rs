@@ -13,7 +13,12 @@
 //!   5; `tests/poll/kill-restart.sh` runs 50), each a fresh table and
 //!   stream, the poller SIGKILLed one to three times at random points and
 //!   restarted from its checkpoint (a file or the table item, alternately):
-//!   the counters equal the truth every time.
+//!   the counters equal the truth every time;
+//! * `a_shard_split_is_read_children_after_their_parent`: the stream shown
+//!   as several shards through the proxy's split view
+//!   (tests/common/split_stream.rs); one splits while `poll` runs: the
+//!   children are discovered and read only after their parent is finished,
+//!   and the counters equal the truth.
 
 mod common;
 
@@ -22,8 +27,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::fault_proxy::FaultProxy;
 use common::moto::Moto;
-use common::poller::{last_line, make_traffic, poll, scratch, stream_arn, verdict, wait, whole_stream};
+use common::poller::{command, last_line, make_traffic, poll, scratch, stream_arn, verdict, wait, whole_stream};
+use common::split_stream::{CHILD_1, CHILD_2, OTHER, PARENT};
 use common::rng::Rng;
 use common::streams;
 use zae_aggregator::stream::{seq_cmp, Checkpoint};
@@ -162,5 +169,99 @@ async fn sigkill_at_random_points_then_restart() {
         let _ = moto.ddb_client().delete_table().table_name(&table).send().await;
     }
     eprintln!("poll kill/restart: {runs} runs, {kills} SIGKILLs, counters equal the truth in every run");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_split_is_read_children_after_their_parent() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::new(moto.port, Duration::from_secs(30));
+    let (_, port) = proxy.listen().await;
+    let view = proxy.split_stream();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let dir = scratch("split");
+    let log = dir.join("poll.log");
+    let checkpoint = dir.join("checkpoint.json");
+    let table = "poll-split";
+    moto.create_table(table).await;
+    let started_s = zae_aggregator::lambda::now_ms() / 1000;
+    make_traffic(&moto, table, 21, 100).await;
+    let arn = stream_arn(&moto, table).await;
+    let saved = || std::fs::read_to_string(&checkpoint).ok().and_then(|t| Checkpoint::from_json(&t).ok());
+    let args = ["--stream-arn", &arn, "--batch-size", "10", "--batching-window", "0", "--checkpoint"];
+    let args = [&args[..], &[checkpoint.to_str().unwrap()]].concat();
+    let via_proxy = [("AWS_ENDPOINT_URL", endpoint.as_str())];
+    let mut child = command(&moto, "poll", &args, &log, &via_proxy);
+
+    // Both shards are being read; then the parent closes at the stream's
+    // current end and new traffic goes to its children.
+    let until = Instant::now() + Duration::from_secs(120);
+    while !saved().is_some_and(|c| c.shards.contains_key(PARENT) && c.shards.contains_key(OTHER)) {
+        assert!(Instant::now() < until, "poll never read both shards: {:?}", saved());
+        assert!(child.try_wait().unwrap().is_none(), "poll exited early");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let split_at = streams::seq(whole_stream(&moto, &arn).await.last().unwrap()).to_string();
+    view.split_at(&split_at);
+    make_traffic(&moto, table, 22, 100).await;
+
+    // The running poller finishes the parent and discovers the children.
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let c = saved();
+        let parent_done = c.as_ref().is_some_and(|c| c.shards.get(PARENT).is_some_and(|p| p.finished));
+        let children = c.as_ref().is_some_and(|c| c.shards.contains_key(CHILD_1) && c.shards.contains_key(CHILD_2));
+        if parent_done && children {
+            break;
+        }
+        assert!(Instant::now() < until, "the split was not followed: {c:?}");
+        assert!(child.try_wait().unwrap().is_none(), "poll exited early");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(wait(&mut child, Duration::from_secs(60), &log), 0, "SIGTERM must end poll with 0");
+
+    // A restart from the checkpoint reads what is left.
+    let mut child = command(&moto, "poll", &[&args[..], &["--until-caught-up"]].concat(), &log, &via_proxy);
+    assert_eq!(wait(&mut child, Duration::from_secs(300), &log), 0);
+    let v = verdict(&moto, table, &arn, started_s).await;
+    assert!(v.holds(), "{v:#?}");
+    let c = saved().expect("a checkpoint");
+    assert!(c.shards[PARENT].finished, "{c:?}");
+    for shard in [OTHER, CHILD_1, CHILD_2] {
+        assert!(c.shards.contains_key(shard), "{shard} missing from {c:?}");
+    }
+
+    // Every batch of a child came after the parent's last one, and each
+    // shard's batches hold records on its side of the split.
+    let batches: Vec<(String, String)> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "Lambda invocation completed")
+        .filter_map(|l| {
+            let id = l["request_id"].as_str()?.strip_prefix("poll-")?.to_string();
+            let (shard, first) = id.rsplit_once('-')?;
+            Some((shard.to_string(), first.to_string()))
+        })
+        .collect();
+    let last_parent = batches.iter().rposition(|(s, _)| s == PARENT).expect("batches of the parent");
+    let first_child = batches.iter().position(|(s, _)| s == CHILD_1 || s == CHILD_2).expect("batches of the children");
+    assert!(last_parent < first_child, "a child was read before its parent finished: {batches:?}");
+    for (shard, first) in &batches {
+        let past = seq_cmp(first, &split_at).is_gt();
+        match shard.as_str() {
+            PARENT => assert!(!past, "the parent handled {first}, past the split {split_at}"),
+            CHILD_1 | CHILD_2 => assert!(past, "{shard} handled {first}, before the split {split_at}"),
+            _ => {}
+        }
+    }
+    eprintln!(
+        "split: {} batches ({} of the parent, {} of the children), split at {split_at}",
+        batches.len(),
+        batches.iter().filter(|(s, _)| s == PARENT).count(),
+        batches.iter().filter(|(s, _)| s == CHILD_1 || s == CHILD_2).count()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -48,6 +48,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::rng::{hash64, unit_hash};
+use super::split_stream::SplitView;
 
 /// One kind of injected fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -207,6 +208,8 @@ struct Shared {
     /// Sabotage for the tests of the tests: forward snapshot writes without
     /// their watermark condition (upstream's blind ADD).
     strip_snapshot_conditions: std::sync::atomic::AtomicBool,
+    /// The Streams API seen through a split view, once set.
+    split: std::sync::OnceLock<Arc<SplitView>>,
 }
 
 enum Action {
@@ -259,6 +262,7 @@ impl FaultProxy {
                 in_flight: AtomicUsize::new(0),
                 item_locks: Mutex::new(HashMap::new()),
                 strip_snapshot_conditions: std::sync::atomic::AtomicBool::new(false),
+                split: std::sync::OnceLock::new(),
             }),
             tasks: Mutex::new(Vec::new()),
         }
@@ -283,6 +287,12 @@ impl FaultProxy {
         });
         self.tasks.lock().unwrap().push(task);
         (id, port)
+    }
+
+    /// Show the Streams API through a [`SplitView`] from now on: several
+    /// shards, one of which splits when the test says so.
+    pub fn split_stream(&self) -> Arc<SplitView> {
+        self.shared.split.get_or_init(|| Arc::new(SplitView::default())).clone()
     }
 
     /// Replace the policy; script ordinals count from now.
@@ -455,6 +465,28 @@ impl Shared {
                 return forward(self.upstream, &stripped).await;
             }
         }
+        if let Some(view) = self.split.get() {
+            let op = req.operation();
+            if let Some((body, pending)) = view.request(&op, &req.decoded_body) {
+                let mut response = forward(self.upstream, &req.with_body(body)).await?;
+                if response.status != 200 {
+                    return Ok(response);
+                }
+                let upstream = self.upstream;
+                let next_page = |iterator: String| {
+                    let page = req.with_body(serde_json::to_vec(&serde_json::json!({"ShardIterator": iterator})).unwrap());
+                    async move {
+                        let r = forward(upstream, &page).await.ok().filter(|r| r.status == 200)?;
+                        serde_json::from_slice::<Value>(&r.body).ok()
+                    }
+                };
+                response.body = view
+                    .response(pending, &response.body, next_page)
+                    .await
+                    .ok_or_else(|| format!("the split view could not rewrite {op}"))?;
+                return Ok(response);
+            }
+        }
         forward(self.upstream, req).await
     }
 
@@ -602,6 +634,24 @@ impl Request {
             raw_body: new_body.clone(),
             decoded_body: new_body,
         })
+    }
+
+    /// This request with another (unframed) body.
+    fn with_body(&self, body: Vec<u8>) -> Request {
+        let mut headers: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("transfer-encoding"))
+            .cloned()
+            .collect();
+        headers.push(("Content-Length".into(), body.len().to_string()));
+        Request {
+            start_line: self.start_line.clone(),
+            path: self.path.clone(),
+            headers,
+            raw_body: body.clone(),
+            decoded_body: body,
+        }
     }
 
     /// `(table, PK, SK)` of the item a DynamoDB item operation addresses.

@@ -8,6 +8,7 @@ pub mod fault_proxy;
 pub mod moto;
 pub mod poller;
 pub mod rng;
+pub mod split_stream;
 pub mod streams;
 pub mod truth;
 
