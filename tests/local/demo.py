@@ -1,21 +1,29 @@
 #!/usr/bin/env python3
 """The local main job (run it through demo.sh, which builds the binary and
-installs moto): one real DynamoDB-stream batch through `zae-aggregator invoke`
+installs the pinned venv): real zae-limiter traffic on a table with a
+DynamoDB stream, aggregated by `zae-aggregator poll` reading that stream,
 against a moto server on 127.0.0.1, then a readable view of what it wrote.
 
 Steps:
  1. start `moto_server` on a free loopback port (stopped by PID on exit);
  2. create a table shaped like zae-limiter's (PK/SK, GSI2/3/4, stream with new
     and old images) and an archive bucket;
- 3. load the table as the Python library's own traffic left it (fixture.json:
-    buckets, configs, entities, audit rows);
- 4. run `zae-aggregator invoke EVENT --now-ms ... --request-id ...` with the
-    Lambda's environment variables, exactly as one Lambda invocation;
- 5. print the Lambda response, the usage snapshot items, the bucket items the
-    run changed (refills, shard doublings, propagated shards) and the archive
-    objects with their first NDJSON line.
+ 3. drive the zae-limiter 0.17.0 client library (from PyPI, pinned in
+    requirements-demo.txt): stored limits for a few entities (which writes
+    audit rows), then seeded `acquire` calls over two resources, some
+    rejected; then delete the audit rows, as their TTL would (moto does not
+    expire items);
+ 4. run `zae-aggregator poll --table zae-limiter --until-caught-up` with the
+    Lambda's environment variables: it reads the stream, shard by shard,
+    in Lambda-shaped batches (docs/poll.md);
+ 5. print the usage snapshot items, the bucket items the run changed
+    (refills, shard doublings, propagated shards) and the archive objects
+    with their first NDJSON line; then check that the hourly and the daily
+    counters add up to exactly what the client consumed (exit 1 if not).
 
-Only boto3 (installed with moto) and the standard library are used.
+`--event FILE` instead runs one bundled batch through `zae-aggregator invoke`
+(the former main job). Only the zae-limiter client, boto3 and the standard
+library are used.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import argparse
 import gzip
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -178,7 +187,9 @@ def bucket_rows(before: dict, after: dict) -> list[list[str]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", required=True, help="the zae-aggregator executable")
-    ap.add_argument("--event", default=str(DEFAULT_VECTOR / "event.json"), help="Lambda event JSON file")
+    ap.add_argument("--event", help="run this Lambda event JSON file through invoke instead of live traffic")
+    ap.add_argument("--acquires", type=int, default=400, help="acquire calls of the live traffic")
+    ap.add_argument("--seed", type=int, default=16, help="seed of the live traffic")
     ap.add_argument("--fixture", default=str(ROOT / "tests" / "local" / "fixture.json"), help="starting table items")
     ap.add_argument("--now-ms", type=int, help="frozen clock (default: the bundled vector's now_ms)")
     ap.add_argument("--windows", default="hourly,daily,monthly", help="SNAPSHOT_WINDOWS")
@@ -192,10 +203,157 @@ def main() -> int:
         tmp = Path(tmp)
         proc, endpoint = start_moto(tmp / "moto.log")
         try:
+            if args.event is None:
+                return run_stream(args, endpoint, tmp)
             return run(args, now_ms, endpoint, tmp)
         finally:
             proc.kill()
             proc.wait()
+
+
+def drive_traffic(endpoint: str, acquires: int, seed: int) -> dict:
+    """Real client traffic: what the zae-limiter library writes for stored
+    limits and `acquire` calls. Returns the tokens consumed, by (entity,
+    resource, limit), counting only acquires that went through."""
+    import warnings
+
+    from zae_limiter import Limit, RateLimitExceeded, SyncRateLimiter, SyncRepository
+
+    warnings.simplefilter("ignore", DeprecationWarning)
+    for k, v in aws_env(endpoint).items():
+        os.environ[k] = v
+    repo = SyncRepository.open(stack=TABLE, endpoint_url=endpoint, region=REGION, auto_update=False)
+    limiter = SyncRateLimiter(repository=repo)
+    rng = random.Random(seed)
+    entities = [f"user-{i}" for i in range(6)]
+    resources = ["gpt-4o", "claude-sonnet"]
+    for e in entities[:3]:
+        # Stored limits: written with an audit row each.
+        limiter.set_limits(e, [Limit.per_minute("rpm", 120), Limit.per_minute("tpm", 40_000)], resource="gpt-4o")
+    explicit = [Limit.per_minute("rpm", 60), Limit.per_minute("tpm", 20_000)]
+    consumed: dict = {}
+    rejected = 0
+    for _ in range(acquires):
+        e, r = rng.choice(entities), rng.choice(resources)
+        amounts = {"rpm": 1, "tpm": rng.randint(20, 900)}
+        try:
+            stored = r == "gpt-4o" and e in entities[:3]
+            with limiter.acquire(e, r, amounts, limits=None if stored else explicit):
+                pass
+        except RateLimitExceeded:
+            rejected += 1
+            continue
+        for name, n in amounts.items():
+            key = (e, r, name)
+            consumed[key] = consumed.get(key, 0) + n
+    print(f"zae-limiter client: {acquires} acquires, {acquires - rejected} granted, {rejected} rejected")
+    return consumed
+
+
+def expire_audit_rows(ddb) -> int:
+    """Delete the audit rows, as DynamoDB's TTL would."""
+    n = 0
+    for (pk, sk), _ in scan(ddb).items():
+        if sk.startswith("#AUDIT#"):
+            ddb.delete_item(TableName=TABLE, Key={"PK": {"S": pk}, "SK": {"S": sk}})
+            n += 1
+    return n
+
+
+def print_results(ddb, s3, before: dict) -> tuple[dict, list]:
+    after = scan(ddb)
+    rows = snapshot_rows(after)
+    print(f"\nUsage snapshots ({len(rows)} items)")
+    print(table(rows, ["namespace", "entity", "resource", "window", "window_start", "events", "counters (tokens)"]))
+    rows = bucket_rows(before, after)
+    print(f"\nBucket items changed ({len(rows)})")
+    print(table(rows, ["bucket", "change", "other attributes changed"]))
+    rows = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for o in page.get("Contents", []):
+            body = s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+            lines = gzip.decompress(body).decode().splitlines()
+            first = json.loads(lines[0]) if lines else {}
+            rows.append([o["Key"], str(o["Size"]), str(len(lines)), f"{first.get('action', '?')} {first.get('entity_id', '')}"])
+    print(f"\nArchive objects in s3://{BUCKET} ({len(rows)})")
+    print(table(rows, ["key", "bytes", "events", "first event"]))
+    return after, rows
+
+
+def check_totals(after: dict, consumed: dict) -> list[str]:
+    """Per window, the snapshot counters summed over its items must equal
+    what the client consumed, by (entity, resource, limit)."""
+    problems = []
+    for window in ("hourly", "daily"):
+        got: dict = {}
+        for (pk, sk), it in after.items():
+            if not sk.startswith("#USAGE#") or value(it.get("window", {"S": ""})) != window:
+                continue
+            entity = pk.rpartition("/ENTITY#")[2]
+            for k, v in it.items():
+                if "N" in v and k not in SNAPSHOT_METADATA:
+                    key = (entity, value(it["resource"]), k)
+                    got[key] = got.get(key, 0) + int(v["N"])
+        if got != consumed:
+            for key in sorted(set(got) | set(consumed)):
+                if got.get(key, 0) != consumed.get(key, 0):
+                    problems.append(f"{window} {key}: snapshots {got.get(key, 0)}, client consumed {consumed.get(key, 0)}")
+    return problems
+
+
+def run_stream(args, endpoint: str, tmp: Path) -> int:
+    env = aws_env(endpoint)
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)
+    ddb = session.client("dynamodb", endpoint_url=endpoint)
+    s3 = session.client("s3", endpoint_url=endpoint)
+    create_table(ddb)
+    s3.create_bucket(Bucket=BUCKET)
+    print(f"moto on {endpoint}: table {TABLE} with a stream, bucket {BUCKET}")
+    t0 = time.perf_counter()
+    consumed = drive_traffic(endpoint, args.acquires, args.seed)
+    expired = expire_audit_rows(ddb)
+    before = {k: v for k, v in scan(ddb).items()}
+    print(f"  {len(before)} items, {expired} audit rows expired, in {time.perf_counter() - t0:.1f} s")
+
+    logs = tmp / "poll.log"
+    checkpoint = tmp / "checkpoint.json"
+    cmd = [args.binary, "poll", "--table", TABLE, "--until-caught-up", "--checkpoint", str(checkpoint)]
+    lambda_env = {
+        "SNAPSHOT_WINDOWS": args.windows,
+        "SNAPSHOT_TTL_DAYS": "90",
+        "ENABLE_ARCHIVAL": "true",
+        "ARCHIVE_BUCKET_NAME": BUCKET,
+        "LOG_LEVEL": "INFO",
+    }
+    print(f"$ {' '.join(cmd)}")
+    t0 = time.perf_counter()
+    with open(logs, "wb") as log:
+        code = subprocess.run(cmd, env={**os.environ, **env, **lambda_env}, stdout=log, stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - t0
+    lines = [json.loads(l) for l in logs.read_text().splitlines() if l.startswith("{")]
+    stopped = [l for l in lines if l.get("message") == "Poll stopped"]
+    if not stopped:
+        print("poll wrote no summary; its log follows:\n" + logs.read_text())
+        return 1
+    s = stopped[-1]
+    invocations = [l for l in lines if l.get("message") == "Lambda invocation completed"]
+    print(
+        f"exit code {code} in {wall:.2f} s: {s['records']} stream records in {s['batches']} batches "
+        f"({sum(l['requests'] for l in invocations)} AWS requests), {s['retried_batches']} retried; "
+        f"checkpoint {json.loads(checkpoint.read_text())['shards'] if checkpoint.exists() else '-'}"
+    )
+    after, archive = print_results(ddb, s3, before)
+    problems = check_totals(after, consumed)
+    usage = sum(1 for (_, sk) in after if sk.startswith("#USAGE#"))
+    archived = sum(int(r[2]) for r in archive)
+    print(
+        f"\nsummary: records={s['records']} snapshots={usage} archive_objects={len(archive)} "
+        f"archived_events={archived} audit_rows_expired={expired} "
+        f"totals={'equal' if not problems else 'DIFFERENT'}"
+    )
+    for p in problems:
+        print("  " + p)
+    return code if not problems else 1
 
 
 def run(args, now_ms: int, endpoint: str, tmp: Path) -> int:
