@@ -1,4 +1,4 @@
-//! The command line: `zae-aggregator lambda | plan | invoke | poll | replay`.
+//! The command line: `zae-aggregator lambda | plan | invoke | poll | replay | usage`.
 //!
 //! Exit codes of `plan` and `invoke`:
 //!
@@ -127,6 +127,20 @@ each object moved to PREFIX/replayed/ once all its records are applied. Safe to 
 already counted are no-ops. See docs/poll.md.",
         after_help = EXIT_CODES)]
     Replay(crate::replay::ReplayArgs),
+    /// Read the usage snapshots back: list, summary, average (docs/reading.md#commands)
+    #[command(
+        long_about = "\
+Read the usage snapshots back. `list` prints one row per snapshot item, newest first; `summary` \
+the totals per entity, resource and window; `average` the average monthly usage over the last \
+--months complete months, from the coarsest window that covers them (monthly, else daily, else \
+hourly), saying which window answered and how many items it summed. An entity's partition is \
+read on the base table, a resource alone through index GSI2; the component's reader decides \
+what the items mean. Output: an aligned table on a terminal, JSON otherwise, or --format. \
+--stats prints the items read and the read capacity consumed to standard error. See \
+docs/reading.md.",
+        after_help = "Exit codes: 0 answered; 1 a read or the component failed; 2 bad usage or a bad query time."
+    )]
+    Usage(crate::usage::UsageArgs),
 }
 
 /// The event and the invocation's identity.
@@ -173,6 +187,7 @@ pub async fn main() -> ExitCode {
         Some(Command::Invoke(args)) => run_invoke(&args, &vars).await,
         Some(Command::Poll(args)) => crate::poll::run(&args, &vars).await,
         Some(Command::Replay(args)) => crate::replay::run(&args, &vars).await,
+        Some(Command::Usage(args)) => crate::usage::run(&args, &vars).await,
         None if var(&vars, "AWS_LAMBDA_RUNTIME_API").is_some() => run_lambda(&vars).await,
         None => {
             eprintln!("{}", Cli::command().render_help());

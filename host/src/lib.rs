@@ -11,6 +11,7 @@
 //! * [`handler`]: one invocation: plan, execute, Lambda response.
 //! * [`stream`]: reading a DynamoDB stream as Lambda does (records, filter, lineage, batches, checkpoints).
 //! * [`poll`]: `zae-aggregator poll`, the stream consumer; [`replay`]: re-running a stream range or dead letters.
+//! * [`usage`]: `zae-aggregator usage`, reading the snapshots back through the component's reader.
 //! * [`settings`]: the process configuration from the environment.
 //! * [`limiter`]: which zae-limiter semantics to serve, chosen at start-up.
 //! * [`logging`]: JSON-lines logs through tracing.
@@ -30,5 +31,6 @@ pub mod poll;
 pub mod replay;
 pub mod settings;
 pub mod stream;
+pub mod usage;
 
 pub use engine::{CallError, Limits, Planner};
