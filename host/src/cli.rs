@@ -1,4 +1,4 @@
-//! The command line: `zae-aggregator lambda | plan | invoke | poll | replay | usage`.
+//! The command line: `zae-aggregator lambda | plan | invoke | poll | replay | usage | reconcile`.
 //!
 //! Exit codes of `plan` and `invoke`:
 //!
@@ -141,6 +141,18 @@ docs/reading.md.",
         after_help = "Exit codes: 0 answered; 1 a read or the component failed; 2 bad usage or a bad query time."
     )]
     Usage(crate::usage::UsageArgs),
+    /// Check that each daily item equals the sum of its hourly items and each monthly item the sum of its daily items (docs/reading.md#reconcile)
+    #[command(
+        long_about = "\
+Check that each daily item equals the sum of its hourly items and each monthly item the sum of its \
+daily items, over the periods where both windows were maintained (per entity and resource, the \
+periods both windows' items span, less a first or last period where one window started later or \
+stopped earlier). Reports each drifting item with both values: a table on a terminal, JSON \
+otherwise, or --format. Reads one entity's partition with --entity, else the namespace's items \
+through index GSI4. See docs/reading.md#reconcile.",
+        after_help = "Exit codes: 0 no drift; 1 drift found; 2 bad usage or a bad time; 3 a read or the component failed."
+    )]
+    Reconcile(crate::reconcile::ReconcileArgs),
 }
 
 /// The event and the invocation's identity.
@@ -188,6 +200,7 @@ pub async fn main() -> ExitCode {
         Some(Command::Poll(args)) => crate::poll::run(&args, &vars).await,
         Some(Command::Replay(args)) => crate::replay::run(&args, &vars).await,
         Some(Command::Usage(args)) => crate::usage::run(&args, &vars).await,
+        Some(Command::Reconcile(args)) => crate::reconcile::run(&args, &vars).await,
         None if var(&vars, "AWS_LAMBDA_RUNTIME_API").is_some() => run_lambda(&vars).await,
         None => {
             eprintln!("{}", Cli::command().render_help());

@@ -11,7 +11,8 @@
 //! * [`handler`]: one invocation: plan, execute, Lambda response.
 //! * [`stream`]: reading a DynamoDB stream as Lambda does (records, filter, lineage, batches, checkpoints).
 //! * [`poll`]: `zae-aggregator poll`, the stream consumer; [`replay`]: re-running a stream range or dead letters.
-//! * [`usage`]: `zae-aggregator usage`, reading the snapshots back through the component's reader.
+//! * [`usage`]: `zae-aggregator usage`, reading the snapshots back through the component's reader;
+//!   [`reconcile`]: checking that the windows agree.
 //! * [`settings`]: the process configuration from the environment.
 //! * [`limiter`]: which zae-limiter semantics to serve, chosen at start-up.
 //! * [`logging`]: JSON-lines logs through tracing.
@@ -28,6 +29,7 @@ pub mod lambda;
 pub mod limiter;
 pub mod logging;
 pub mod poll;
+pub mod reconcile;
 pub mod replay;
 pub mod settings;
 pub mod stream;
