@@ -1,4 +1,5 @@
-//! The command line: `zae-aggregator lambda | plan | invoke | poll | replay | usage | reconcile`.
+//! The command line: `zae-aggregator lambda | plan | invoke | poll | replay | usage | reconcile |
+//! backfill`.
 //!
 //! Exit codes of `plan` and `invoke`:
 //!
@@ -153,6 +154,19 @@ through index GSI4. See docs/reading.md#reconcile.",
         after_help = "Exit codes: 0 no drift; 1 drift found; 2 bad usage or a bad time; 3 a read or the component failed."
     )]
     Reconcile(crate::reconcile::ReconcileArgs),
+    /// Build a newly enabled window's items from the next finer window's (docs/reading.md#backfill)
+    #[command(
+        long_about = "\
+Build the items of a newly enabled window from the next finer window's items: daily from hourly, \
+monthly from daily. Each item is put only where no item with its key exists, carrying the finer \
+items' watermarks, so it never double counts: not when run twice, not when interrupted and \
+resumed, not while the aggregator writes the same window. Only periods that ended at least 25 \
+hours ago are built (a record can reach the aggregator up to 24 hours late). A progress bar on a \
+terminal, progress lines on standard error otherwise; a checkpoint file of the entities done; \
+--max-wcu bounds the write rate. See docs/reading.md#backfill.",
+        after_help = "Exit codes: 0 done; 1 a read, a write or the component failed (run again to resume); 2 bad usage, configuration or dates."
+    )]
+    Backfill(crate::backfill::BackfillArgs),
 }
 
 /// The event and the invocation's identity.
@@ -201,6 +215,7 @@ pub async fn main() -> ExitCode {
         Some(Command::Replay(args)) => crate::replay::run(&args, &vars).await,
         Some(Command::Usage(args)) => crate::usage::run(&args, &vars).await,
         Some(Command::Reconcile(args)) => crate::reconcile::run(&args, &vars).await,
+        Some(Command::Backfill(args)) => crate::backfill::run(&args, &vars).await,
         None if var(&vars, "AWS_LAMBDA_RUNTIME_API").is_some() => run_lambda(&vars).await,
         None => {
             eprintln!("{}", Cli::command().render_help());
