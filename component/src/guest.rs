@@ -641,6 +641,30 @@ fn not_an_answer() -> String {
     })
 }
 
+fn built_to(b: usage::Built) -> rd::BuiltItem {
+    rd::BuiltItem {
+        namespace: b.namespace,
+        entity: b.entity,
+        resource: b.resource,
+        window: window_to(b.window),
+        window_start: b.window_start,
+        finer_items: b.finer_items,
+        item: b.item,
+    }
+}
+
+fn built_from(b: rd::BuiltItem) -> usage::Built {
+    usage::Built {
+        namespace: b.namespace,
+        entity: b.entity,
+        resource: b.resource,
+        window: window_from(b.window),
+        window_start: b.window_start,
+        finer_items: b.finer_items,
+        item: b.item,
+    }
+}
+
 impl rd::Guest for Component {
     fn rows(items: Vec<String>, query: rd::UsageQuery) -> Result<rd::UsageRows, rd::ReaderError> {
         let r = usage::rows(&items, &query_from(query)).map_err(reader_error_to)?;
@@ -788,6 +812,86 @@ impl rd::Guest for Component {
             period: period_from(average.period),
             resources: out,
             skipped: skipped_from(average.skipped),
+        })
+    }
+
+    fn reconcile(items: Vec<String>, query: rd::UsageQuery) -> Result<rd::Reconciliation, rd::ReaderError> {
+        let r = usage::reconcile(&items, &query_from(query)).map_err(reader_error_to)?;
+        Ok(rd::Reconciliation {
+            checked: r.checked,
+            drifts: r
+                .drifts
+                .into_iter()
+                .map(|d| rd::Drift {
+                    namespace: d.namespace,
+                    entity: d.entity,
+                    resource: d.resource,
+                    window: window_to(d.window),
+                    window_start: d.window_start,
+                    finer: window_to(d.finer),
+                    finer_items: d.finer_items,
+                    present: d.present,
+                    stored: counters_to(d.stored),
+                    summed: counters_to(d.summed),
+                    stored_events: d.stored_events.to_string(),
+                    summed_events: d.summed_events.to_string(),
+                })
+                .collect(),
+            skipped: skipped_to(r.skipped),
+        })
+    }
+
+    fn backfill(
+        items: Vec<String>,
+        window: wit::Window,
+        query: rd::UsageQuery,
+        now_ms: i64,
+        ttl_days: u32,
+    ) -> Result<rd::BackfillPlan, rd::ReaderError> {
+        let p = usage::backfill(&items, window_from(window), &query_from(query), now_ms, ttl_days)
+            .map_err(reader_error_to)?;
+        Ok(rd::BackfillPlan {
+            items: p.items.into_iter().map(built_to).collect(),
+            held: p.held,
+            skipped: skipped_to(p.skipped),
+        })
+    }
+
+    fn render_backfill(plan: rd::BackfillPlan) -> String {
+        usage::backfill_json(&usage::BackfillPlan {
+            items: plan.items.into_iter().map(built_from).collect(),
+            held: plan.held,
+            skipped: skipped_from(plan.skipped),
+        })
+    }
+
+    fn render_reconciliation(reconciliation: rd::Reconciliation) -> String {
+        let mut out = Vec::with_capacity(reconciliation.drifts.len());
+        for d in reconciliation.drifts {
+            let (Some(stored), Some(summed), Ok(stored_events), Ok(summed_events)) =
+                (counters_from(d.stored), counters_from(d.summed), d.stored_events.parse(), d.summed_events.parse())
+            else {
+                return not_an_answer();
+            };
+            out.push(usage::Drift {
+                namespace: d.namespace,
+                entity: d.entity,
+                resource: d.resource,
+                window: window_from(d.window),
+                window_start: d.window_start,
+                finer: window_from(d.finer),
+                finer_items: d.finer_items,
+                present: d.present,
+                stored,
+                summed,
+                stored_events,
+                summed_events,
+            });
+        }
+        usage::reconciliation_json(&usage::Reconciliation {
+            checked: reconciliation.checked,
+            drifts: out,
+            skipped: skipped_from(reconciliation.skipped),
         })
     }
 

@@ -259,6 +259,26 @@ pub enum ReaderCall {
         /// Whether the items are the whole period.
         whole_period: bool,
     },
+    /// `backfill(items, window, query, now-ms, ttl-days)`.
+    Backfill {
+        /// Items, as text.
+        items: Vec<String>,
+        /// The window to build.
+        window: Window,
+        /// Query.
+        query: crate::usage::Query,
+        /// Clock.
+        now_ms: i64,
+        /// `SNAPSHOT_TTL_DAYS`.
+        ttl_days: u32,
+    },
+    /// `reconcile(items, query)`.
+    Reconcile {
+        /// Items, as text.
+        items: Vec<String>,
+        /// Query.
+        query: crate::usage::Query,
+    },
 }
 
 fn opt_str(v: &Value, name: &str) -> Result<Option<String>, String> {
@@ -328,6 +348,22 @@ pub fn load_reader(dir: &Path) -> Result<ReaderVector, String> {
             now_ms: now_ms()?,
             whole_period: field(&input, "whole_period")?.as_bool().ok_or("whole_period is not a boolean")?,
         },
+        Some("backfill") => ReaderCall::Backfill {
+            items: parse_items(&input)?,
+            window: field(&input, "window")?
+                .as_str()
+                .and_then(Window::parse)
+                .ok_or("window is not hourly, daily or monthly")?,
+            query: parse_query(input.get("query"))?,
+            now_ms: now_ms()?,
+            ttl_days: field(&input, "ttl_days")?
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or("ttl_days is not a u32")?,
+        },
+        Some("reconcile") => {
+            ReaderCall::Reconcile { items: parse_items(&input)?, query: parse_query(input.get("query"))? }
+        }
         other => return Err(format!("function {other:?} is not a reader function")),
     };
     Ok(ReaderVector {
@@ -359,6 +395,12 @@ pub fn run_reader_native(v: &ReaderVector) -> String {
         ReaderCall::Period { months, now_ms } => usage::period(*months, *now_ms).map(|p| usage::period_json(&p)),
         ReaderCall::Average { items, query, months, now_ms, whole_period } => {
             usage::monthly_average(items, query, *months, *now_ms, *whole_period).map(|a| usage::average_json(&a))
+        }
+        ReaderCall::Reconcile { items, query } => {
+            usage::reconcile(items, query).map(|r| usage::reconciliation_json(&r))
+        }
+        ReaderCall::Backfill { items, window, query, now_ms, ttl_days } => {
+            usage::backfill(items, *window, query, *now_ms, *ttl_days).map(|p| usage::backfill_json(&p))
         }
     };
     answer.unwrap_or_else(|e| usage::reader_error_json(&e))

@@ -1,4 +1,5 @@
-//! The command line: `zae-aggregator lambda | plan | invoke | poll | replay`.
+//! The command line: `zae-aggregator lambda | plan | invoke | poll | replay | usage | reconcile |
+//! backfill`.
 //!
 //! Exit codes of `plan` and `invoke`:
 //!
@@ -127,6 +128,45 @@ each object moved to PREFIX/replayed/ once all its records are applied. Safe to 
 already counted are no-ops. See docs/poll.md.",
         after_help = EXIT_CODES)]
     Replay(crate::replay::ReplayArgs),
+    /// Read the usage snapshots back: list, summary, average (docs/reading.md#commands)
+    #[command(
+        long_about = "\
+Read the usage snapshots back. `list` prints one row per snapshot item, newest first; `summary` \
+the totals per entity, resource and window; `average` the average monthly usage over the last \
+--months complete months, from the coarsest window that covers them (monthly, else daily, else \
+hourly), saying which window answered and how many items it summed. An entity's partition is \
+read on the base table, a resource alone through index GSI2; the component's reader decides \
+what the items mean. Output: an aligned table on a terminal, JSON otherwise, or --format. \
+--stats prints the items read and the read capacity consumed to standard error. See \
+docs/reading.md.",
+        after_help = "Exit codes: 0 answered; 1 a read or the component failed; 2 bad usage or a bad query time."
+    )]
+    Usage(crate::usage::UsageArgs),
+    /// Check that each daily item equals the sum of its hourly items and each monthly item the sum of its daily items (docs/reading.md#reconcile)
+    #[command(
+        long_about = "\
+Check that each daily item equals the sum of its hourly items and each monthly item the sum of its \
+daily items, over the periods where both windows were maintained (per entity and resource, the \
+periods both windows' items span, less a first or last period where one window started later or \
+stopped earlier). Reports each drifting item with both values: a table on a terminal, JSON \
+otherwise, or --format. Reads one entity's partition with --entity, else the namespace's items \
+through index GSI4. See docs/reading.md#reconcile.",
+        after_help = "Exit codes: 0 no drift; 1 drift found; 2 bad usage or a bad time; 3 a read or the component failed."
+    )]
+    Reconcile(crate::reconcile::ReconcileArgs),
+    /// Build a newly enabled window's items from the next finer window's (docs/reading.md#backfill)
+    #[command(
+        long_about = "\
+Build the items of a newly enabled window from the next finer window's items: daily from hourly, \
+monthly from daily. Each item is put only where no item with its key exists, carrying the finer \
+items' watermarks, so it never double counts: not when run twice, not when interrupted and \
+resumed, not while the aggregator writes the same window. Only periods that ended at least 25 \
+hours ago are built (a record can reach the aggregator up to 24 hours late). A progress bar on a \
+terminal, progress lines on standard error otherwise; a checkpoint file of the entities done; \
+--max-wcu bounds the write rate. See docs/reading.md#backfill.",
+        after_help = "Exit codes: 0 done; 1 a read, a write or the component failed (run again to resume); 2 bad usage, configuration or dates."
+    )]
+    Backfill(crate::backfill::BackfillArgs),
 }
 
 /// The event and the invocation's identity.
@@ -173,6 +213,9 @@ pub async fn main() -> ExitCode {
         Some(Command::Invoke(args)) => run_invoke(&args, &vars).await,
         Some(Command::Poll(args)) => crate::poll::run(&args, &vars).await,
         Some(Command::Replay(args)) => crate::replay::run(&args, &vars).await,
+        Some(Command::Usage(args)) => crate::usage::run(&args, &vars).await,
+        Some(Command::Reconcile(args)) => crate::reconcile::run(&args, &vars).await,
+        Some(Command::Backfill(args)) => crate::backfill::run(&args, &vars).await,
         None if var(&vars, "AWS_LAMBDA_RUNTIME_API").is_some() => run_lambda(&vars).await,
         None => {
             eprintln!("{}", Cli::command().render_help());

@@ -391,6 +391,34 @@ impl Planner {
         result.map_err(|e| self.call_error(&store, e))
     }
 
+    /// Each daily and monthly item against the sum of its finer items (the
+    /// contract's `reader.reconcile`).
+    pub async fn reconcile(
+        &self,
+        items: &[&str],
+        query: reader::UsageQuery<'_>,
+    ) -> Result<Result<reader::Reconciliation, reader::ReaderError>, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let result = instance.zae_aggregator_reader().call_reconcile(&mut store, items, query).await;
+        result.map_err(|e| self.call_error(&store, e))
+    }
+
+    /// A window's items built from the next finer window's (the contract's
+    /// `reader.backfill`).
+    pub async fn backfill(
+        &self,
+        items: &[&str],
+        window: crate::bindings::Window,
+        query: reader::UsageQuery<'_>,
+        now_ms: i64,
+        ttl_days: u32,
+    ) -> Result<Result<reader::BackfillPlan, reader::ReaderError>, CallError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let result =
+            instance.zae_aggregator_reader().call_backfill(&mut store, items, window, query, now_ms, ttl_days).await;
+        result.map_err(|e| self.call_error(&store, e))
+    }
+
     /// The canonical JSON of a reader answer, rendered by the component.
     pub async fn render_reading(&self, answer: &Reading) -> Result<String, CallError> {
         let (mut store, instance) = self.instantiate().await?;
@@ -400,9 +428,14 @@ impl Planner {
             Reading::Summaries(Ok(x)) => r.call_render_summaries(&mut store, x).await,
             Reading::Period(Ok(x)) => r.call_render_period(&mut store, x).await,
             Reading::Average(Ok(x)) => r.call_render_average(&mut store, x).await,
-            Reading::Rows(Err(e)) | Reading::Summaries(Err(e)) | Reading::Period(Err(e)) | Reading::Average(Err(e)) => {
-                r.call_render_reader_error(&mut store, e).await
-            }
+            Reading::Reconciliation(Ok(x)) => r.call_render_reconciliation(&mut store, x).await,
+            Reading::Backfill(Ok(x)) => r.call_render_backfill(&mut store, x).await,
+            Reading::Rows(Err(e))
+            | Reading::Summaries(Err(e))
+            | Reading::Period(Err(e))
+            | Reading::Average(Err(e))
+            | Reading::Reconciliation(Err(e))
+            | Reading::Backfill(Err(e)) => r.call_render_reader_error(&mut store, e).await,
         };
         result.map_err(|e| self.call_error(&store, e))
     }
@@ -441,8 +474,11 @@ pub enum Reading {
     Period(Result<reader::Period, reader::ReaderError>),
     /// `monthly-average`.
     Average(Result<reader::MonthlyAverages, reader::ReaderError>),
+    /// `reconcile`.
+    Reconciliation(Result<reader::Reconciliation, reader::ReaderError>),
+    /// `backfill`.
+    Backfill(Result<reader::BackfillPlan, reader::ReaderError>),
 }
-
 
 /// The interfaces the planner may import: its contract's types, and the WASI
 /// interfaces Rust's standard library links on `wasm32-wasip2` (environment,

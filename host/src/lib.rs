@@ -11,12 +11,15 @@
 //! * [`handler`]: one invocation: plan, execute, Lambda response.
 //! * [`stream`]: reading a DynamoDB stream as Lambda does (records, filter, lineage, batches, checkpoints).
 //! * [`poll`]: `zae-aggregator poll`, the stream consumer; [`replay`]: re-running a stream range or dead letters.
+//! * [`usage`]: `zae-aggregator usage`, reading the snapshots back through the component's reader;
+//!   [`reconcile`]: checking that the windows agree; [`backfill`]: building a newly enabled window.
 //! * [`settings`]: the process configuration from the environment.
 //! * [`limiter`]: which zae-limiter semantics to serve, chosen at start-up.
 //! * [`logging`]: JSON-lines logs through tracing.
 //! * [`lambda`]: the custom-runtime loop.
 //! * [`cli`]: the command line.
 
+pub mod backfill;
 pub mod bindings;
 pub mod cli;
 pub mod dynamo_json;
@@ -27,8 +30,10 @@ pub mod lambda;
 pub mod limiter;
 pub mod logging;
 pub mod poll;
+pub mod reconcile;
 pub mod replay;
 pub mod settings;
 pub mod stream;
+pub mod usage;
 
 pub use engine::{CallError, Limits, Planner};

@@ -39,13 +39,16 @@ async fn wasm_reader_matches_every_reader_vector() {
             namespace: q.namespace.as_deref(),
             entity: q.entity.as_deref(),
             resource: q.resource.as_deref(),
-            window: q.window.map(|w| match w {
-                zae_planner::window::Window::Hourly => Window::Hourly,
-                zae_planner::window::Window::Daily => Window::Daily,
-                zae_planner::window::Window::Monthly => Window::Monthly,
-            }),
+            window: q.window.map(wasm_window),
             from: q.from.as_deref(),
             to: q.to.as_deref(),
+        }
+    }
+    fn wasm_window(w: zae_planner::window::Window) -> Window {
+        match w {
+            zae_planner::window::Window::Hourly => Window::Hourly,
+            zae_planner::window::Window::Daily => Window::Daily,
+            zae_planner::window::Window::Monthly => Window::Monthly,
         }
     }
     fn texts(items: &[String]) -> Vec<&str> {
@@ -68,6 +71,13 @@ async fn wasm_reader_matches_every_reader_vector() {
                 .monthly_average(&texts(items), query(q), *months, *now_ms, *whole_period)
                 .await
                 .map(Reading::Average),
+            ReaderCall::Backfill { items, window, query: q, now_ms, ttl_days } => planner
+                .backfill(&texts(items), wasm_window(*window), query(q), *now_ms, *ttl_days)
+                .await
+                .map(Reading::Backfill),
+            ReaderCall::Reconcile { items, query: q } => {
+                planner.reconcile(&texts(items), query(q)).await.map(Reading::Reconciliation)
+            }
         };
         let rendered = match answer {
             Ok(a) => planner.render_reading(&a).await,

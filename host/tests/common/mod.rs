@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod fault_proxy;
 pub mod moto;
 pub mod poller;
+pub mod reading;
 pub mod rng;
 pub mod split_stream;
 pub mod streams;

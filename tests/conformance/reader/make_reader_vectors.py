@@ -181,6 +181,84 @@ VECTORS = {
             item("u1", "gpt-4", "2024-02-04T00:00:00Z", "daily", counters={"tpm": 6}),
         ],
     ),
+    "reconcile-consistent": dict(
+        description="reconcile: daily items equal their hourly sums and the monthly item its daily "
+        "sum (a counter absent on one side counts as 0); nothing drifts",
+        function="reconcile",
+        items=[
+            item("u1", "gpt-4", "2024-03-05T10:00:00Z", "hourly", counters={"tpm": 10, "rpm": 1}, events=2),
+            item("u1", "gpt-4", "2024-03-05T11:00:00Z", "hourly", counters={"tpm": 5}, events=1),
+            item("u1", "gpt-4", "2024-03-05T00:00:00Z", "daily", counters={"tpm": 15, "rpm": 1}, events=3),
+            item("u1", "gpt-4", "2024-03-06T10:00:00Z", "hourly", counters={"tpm": 4, "rpm": 0}, events=1),
+            item("u1", "gpt-4", "2024-03-06T00:00:00Z", "daily", counters={"tpm": 4}, events=1),
+            item("u1", "gpt-4", "2024-03-01T00:00:00Z", "monthly", counters={"tpm": 19, "rpm": 1}, events=4),
+        ],
+    ),
+    "reconcile-drifts": dict(
+        description="reconcile: an edited hourly item makes its day drift; a missing daily item "
+        "inside the span drifts with present=false and makes its month drift; upstream's "
+        "unsuffixed daily item is read through its window attribute",
+        function="reconcile",
+        items=[
+            item("u1", "gpt-4", "2024-03-05T10:00:00Z", "hourly", counters={"tpm": 11}),
+            item("u1", "gpt-4", "2024-03-05T00:00:00Z", "daily", counters={"tpm": 10}),
+            item("u1", "gpt-4", "2024-03-06T10:00:00Z", "hourly", counters={"tpm": 4}),
+            item("u1", "gpt-4", "2024-03-07T10:00:00Z", "hourly", counters={"tpm": 1}),
+            item("u1", "gpt-4", "2024-03-07T00:00:00Z", "daily", counters={"tpm": 1}),
+            item("u1", "gpt-4", "2024-03-01T00:00:00Z", "monthly", counters={"tpm": 15}, events=3),
+            item("u2", "gpt-4", "2024-03-05T10:00:00Z", "hourly", counters={"tpm": 3}),
+            item("u2", "gpt-4", "2024-03-05T00:00:00Z", "daily", suffixed=False, counters={"tpm": 3}),
+        ],
+    ),
+    "reconcile-span-and-range": dict(
+        description="reconcile: the daily window switched on mid-day (its first day is not "
+        "compared); `to` keeps only periods that end within it; window=daily skips monthly",
+        function="reconcile",
+        query={"window": "daily", "to": "2024-03-07"},
+        items=[
+            item("u1", "gpt-4", "2024-03-05T10:00:00Z", "hourly", counters={"tpm": 10}),
+            item("u1", "gpt-4", "2024-03-06T01:00:00Z", "hourly", counters={"tpm": 3}),
+            item("u1", "gpt-4", "2024-03-06T10:00:00Z", "hourly", counters={"tpm": 4}),
+            item("u1", "gpt-4", "2024-03-06T00:00:00Z", "daily", counters={"tpm": 4}),
+            item("u1", "gpt-4", "2024-03-07T10:00:00Z", "hourly", counters={"tpm": 1}),
+            item("u1", "gpt-4", "2024-03-07T00:00:00Z", "daily", counters={"tpm": 2}),
+            item("u1", "gpt-4", "2024-03-08T10:00:00Z", "hourly", counters={"tpm": 1}),
+            item("u1", "gpt-4", "2024-03-08T00:00:00Z", "daily", counters={"tpm": 9}),
+            item("u1", "gpt-4", "2024-03-01T00:00:00Z", "monthly", counters={"tpm": 99}),
+        ],
+    ),
+    "backfill-daily-from-hourly": dict(
+        description="backfill daily from hourly: counters and total_events summed per day, each "
+        "watermark the highest of the day's hourly items, ttl from now_ms and ttl_days; the "
+        "existing daily item and other windows are not inputs; a day that ended less than 25 "
+        "hours before now_ms is held",
+        function="backfill", window="daily", now_ms="1709776800000", ttl_days=90,
+        items=[
+            item("u1", "gpt-4", "2024-03-05T10:00:00Z", "hourly", counters={"tpm": 10, "rpm": 1}, events=2,
+                 extra={"wm#0": {"S": "0" * 38 + "15"}, "wm#1": {"S": WM}}),
+            item("u1", "gpt-4", "2024-03-05T11:00:00Z", "hourly", counters={"tpm": 5}, events=1,
+                 extra={"wm#0": {"S": "0" * 38 + "20"}}),
+            item("u1", "gpt-4", "2024-03-05T00:00:00Z", "daily", counters={"tpm": 99}),
+            item("u1", "gpt-4", "2024-03-06T09:00:00Z", "hourly", counters={"tpm": 4}),
+            item("u2", "claude", "2024-03-04T23:00:00Z", "hourly", counters={"tpm": 7}),
+        ],
+    ),
+    "backfill-monthly-held-and-range": dict(
+        description="backfill monthly from daily: a month with a malformed watermark on a daily "
+        "item is held; `from` keeps whole months only; hourly items are not inputs",
+        function="backfill", window="monthly", now_ms=NOW, ttl_days=30, query={"from": "2024-01"},
+        items=[
+            item("u1", "gpt-4", "2023-12-05T00:00:00Z", "daily", counters={"tpm": 1}),
+            item("u1", "gpt-4", "2024-01-05T00:00:00Z", "daily", counters={"tpm": 2}, extra={"wm#0": {"S": WM}}),
+            item("u1", "gpt-4", "2024-01-06T00:00:00Z", "daily", counters={"tpm": 3}),
+            item("u1", "gpt-4", "2024-01-06T05:00:00Z", "hourly", counters={"tpm": 3}),
+            item("u1", "gpt-4", "2024-02-05T00:00:00Z", "daily", counters={"tpm": 4}, extra={"wm#0": {"S": "7"}}),
+        ],
+    ),
+    "reconcile-bad-time": dict(
+        description="reconcile: a `to` that is not a time is refused",
+        function="reconcile", query={"to": "March"}, items=[],
+    ),
 }
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python host of the zae-planner component (`zae:aggregator@0.4.0`, world
+"""Python host of the zae-planner component (`zae:aggregator@0.5.0`, world
 `aggregator`, interfaces `planner` and `reader`): runs every conformance vector through the
 component with wasmtime-py's component-model API and checks the answer twice
 against the vector's plan.json, byte for byte:
@@ -344,13 +344,13 @@ def read_outcome(r) -> Variant:
 # ---------------------------------------------------------------------------
 
 
-PLANNER = "zae:aggregator/planner@0.4.0"
-READER = "zae:aggregator/reader@0.4.0"
+PLANNER = "zae:aggregator/planner@0.5.0"
+READER = "zae:aggregator/reader@0.5.0"
 
 
 class Planner:
     """One instance of the component in its own store, with nothing granted; its functions are those of the
-    exported interface `zae:aggregator/planner@0.4.0`; `reader_func` gives those of `zae:aggregator/reader@0.4.0`."""
+    exported interface `zae:aggregator/planner@0.5.0`; `reader_func` gives those of `zae:aggregator/reader@0.5.0`."""
 
     def __init__(self, engine: Engine, component: Component, linker: Linker):
         self.stderr = tempfile.NamedTemporaryFile(prefix="zae-planner-stderr-")
@@ -431,7 +431,8 @@ def reader_query(q) -> Record:
 
 
 RENDERERS = {"rows": "render-rows", "summaries": "render-summaries", "average-period": "render-period",
-             "monthly-average": "render-average"}
+             "monthly-average": "render-average", "reconcile": "render-reconciliation",
+             "backfill": "render-backfill"}
 
 
 def check_reader_vector(planner: "Planner", d: Path):
@@ -441,12 +442,14 @@ def check_reader_vector(planner: "Planner", d: Path):
     items = [i if isinstance(i, str) else json.dumps(i, separators=(",", ":"), ensure_ascii=False)
              for i in inp.get("items", [])]
     fn = inp["function"]
-    if fn in ("rows", "summaries"):
+    if fn in ("rows", "summaries", "reconcile"):
         args = (items, reader_query(inp.get("query")))
     elif fn == "average-period":
         args = (inp["months"], int(inp["now_ms"]))
     elif fn == "monthly-average":
         args = (items, reader_query(inp.get("query")), inp["months"], int(inp["now_ms"]), inp["whole_period"])
+    elif fn == "backfill":
+        args = (items, inp["window"], reader_query(inp.get("query")), int(inp["now_ms"]), inp["ttl_days"])
     else:
         return f"unknown function {fn}"
     result = planner.reader_call(fn, *args)

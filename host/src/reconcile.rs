@@ -1,0 +1,176 @@
+//! `zae-aggregator reconcile` (docs/reading.md#reconcile): every daily item
+//! against the sum of its hourly items, every monthly item against the sum of
+//! its daily items, over the periods where both windows were maintained.
+//!
+//! The host reads the snapshot items (one entity's partition with `--entity`,
+//! else the whole namespace through index GSI4: `GSI4PK = {ns}`, `GSI4SK`
+//! beginning with `{ns}/ENTITY#`) and the component's `reader.reconcile`
+//! decides which periods are compared and which drift.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use clap::Args;
+
+use crate::bindings::reader;
+use crate::engine::Reading;
+use crate::usage::{self, default_format, entity_pk, fail, grid, strings, totals, Format, SortKey};
+
+/// Exit code: some item drifts.
+pub const EXIT_DRIFT: u8 = 1;
+/// Exit code: a read or the component failed.
+pub const EXIT_READ_FAILED: u8 = 3;
+
+/// Arguments of `reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// The table [default: TABLE_NAME]
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+    /// The namespace: a name in zae-limiter's registry, else the namespace id itself
+    #[arg(long, value_name = "NS", default_value = "default")]
+    pub namespace: String,
+    /// Only this entity (reads its partition; otherwise the namespace's items through GSI4)
+    #[arg(long, value_name = "E")]
+    pub entity: Option<String>,
+    /// Only periods that start at or after this time: YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)
+    #[arg(long, value_name = "T")]
+    pub from: Option<String>,
+    /// Only periods that end at or before this time, same forms (a month or a day alone covers all of it)
+    #[arg(long, value_name = "T")]
+    pub to: Option<String>,
+    /// Output format [default: table on a terminal, json otherwise]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Print the items read and the read capacity consumed to standard error
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Run `reconcile`; the exit code.
+pub async fn run(args: &ReconcileArgs, vars: &[(String, String)]) -> u8 {
+    let (planner, mut reader) = match usage::open(vars, args.table.as_deref()).await {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let ns = match reader.namespace_id(&args.namespace).await {
+        Ok(id) => id,
+        Err(m) => return fail(EXIT_READ_FAILED, &m),
+    };
+    let query = || crate::bindings::reader::UsageQuery {
+        namespace: Some(&ns),
+        entity: args.entity.as_deref(),
+        resource: None,
+        window: None,
+        from: args.from.as_deref(),
+        to: args.to.as_deref(),
+    };
+    let format = default_format(args.format);
+    // The query's times are checked by the reader before anything is read.
+    let checked = match planner.reconcile(&[], query()).await {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_READ_FAILED, &e.to_string()),
+    };
+    if let Err(e) = checked {
+        let reading = Reading::Reconciliation(Err(e));
+        if let Ok(text) = usage::render(&planner, &reading, Format::Json).await {
+            print!("{text}");
+        }
+        return crate::cli::EXIT_BAD_INPUT;
+    }
+    let items = match &args.entity {
+        Some(e) => reader.query(None, &entity_pk(&ns, e), &SortKey::Prefix("#USAGE#".into()), &[]).await,
+        None => reader.query(Some("GSI4"), &ns, &SortKey::Prefix(format!("{ns}/ENTITY#")), &[]).await,
+    };
+    let items = match items {
+        Ok(i) => i,
+        Err(m) => return fail(EXIT_READ_FAILED, &m),
+    };
+    // Only snapshot items: GSI4 also holds the entities' other items.
+    let items: Vec<&str> = items.iter().map(String::as_str).filter(|i| is_usage_item(i)).collect();
+    let answer = match planner.reconcile(&items, query()).await {
+        Ok(a) => a,
+        Err(e) => return fail(EXIT_READ_FAILED, &e.to_string()),
+    };
+    let reading = Reading::Reconciliation(answer);
+    let text = match (&reading, format) {
+        (Reading::Reconciliation(Ok(r)), Format::Table | Format::Csv) => reconciliation_text(r, format),
+        _ => match usage::render(&planner, &reading, format).await {
+            Ok(t) => t,
+            Err(m) => return fail(EXIT_READ_FAILED, &m),
+        },
+    };
+    print!("{text}");
+    usage::warn_skipped(&reading);
+    if args.stats {
+        eprintln!("{}", reader.stats.line());
+    }
+    match &reading {
+        Reading::Reconciliation(Ok(r)) if r.drifts.is_empty() => crate::cli::EXIT_OK,
+        Reading::Reconciliation(Ok(_)) => EXIT_DRIFT,
+        _ => crate::cli::EXIT_BAD_INPUT,
+    }
+}
+
+/// Whether an item's `SK` is a usage snapshot's (`#USAGE#...`).
+fn is_usage_item(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["SK"]["S"].as_str().map(|sk| sk.starts_with("#USAGE#")))
+        .unwrap_or(false)
+}
+
+/// `reconcile` as a table or CSV: one line per drifting counter of each
+/// drifting item (`total_events` included), with both values.
+pub fn reconciliation_text(r: &reader::Reconciliation, format: Format) -> String {
+    let header = strings(&[
+        "namespace",
+        "entity",
+        "resource",
+        "window",
+        "window_start",
+        "present",
+        "finer",
+        "items",
+        "counter",
+        "stored",
+        "summed",
+    ]);
+    let right = [false, false, false, false, false, false, false, true, false, true, true];
+    let mut rows = Vec::new();
+    for d in &r.drifts {
+        let stored = totals(&d.stored);
+        let summed = totals(&d.summed);
+        let mut names: BTreeSet<&String> = stored.keys().chain(summed.keys()).collect();
+        let total_events = "total_events".to_string();
+        names.insert(&total_events);
+        for n in names {
+            let (a, b) = if *n == total_events {
+                (d.stored_events.clone(), d.summed_events.clone())
+            } else {
+                (stored.get(n).cloned().unwrap_or("0".into()), summed.get(n).cloned().unwrap_or("0".into()))
+            };
+            if a == b {
+                continue;
+            }
+            rows.push(vec![
+                d.namespace.clone(),
+                d.entity.clone(),
+                d.resource.clone(),
+                d.window.name().to_string(),
+                d.window_start.clone(),
+                d.present.to_string(),
+                d.finer.name().to_string(),
+                d.finer_items.to_string(),
+                n.clone(),
+                a,
+                b,
+            ]);
+        }
+    }
+    let mut text = grid(&header, &rows, &right, format);
+    if format == Format::Table {
+        let _ = writeln!(text, "checked {} periods, {} drifting", r.checked, r.drifts.len());
+    }
+    text
+}
