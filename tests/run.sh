@@ -8,7 +8,8 @@
 # Installs what it needs first (tests/env.sh). Extra arguments go to
 # `cargo test` (e.g. `bash tests/run.sh -p zae-planner`). Then the
 # conformance kit over the native, wasmtime, Node and Python hosts
-# (tests/hosts/run-all.sh; npm ci and a pip venv on first use), the deployment
+# (tests/hosts/run-all.sh; npm ci and a pip venv on first use), the local main
+# job checked by counts (tests/local/check.sh), the deployment
 # tests (tests/deploy/run.sh: cfn-lint, the templates on moto, switch-over;
 # ZAE_SKIP_DEPLOY=1 skips them), and the parity
 # check against the Python aggregator (tests/parity/run.sh; it installs
@@ -35,6 +36,10 @@ step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace $*" cargo test --workspace "$@"
 step "the component in every host (tests/hosts/run-all.sh)" bash tests/hosts/run-all.sh
+step "the local main job, checked by counts (tests/local/check.sh)" bash tests/local/check.sh
+# The demo's venv holds the zae-limiter client: usage answers must equal its get_usage_summary.
+step "usage against zae-limiter's get_usage_summary" env ZAE_DEMO_PYTHON="$PWD/target/demo-venv/bin/python" \
+    cargo test -p zae-aggregator --test usage the_python_library_agrees -- --ignored
 if [ "${ZAE_SKIP_DEPLOY:-0}" != 1 ]; then
     step "deployment templates and switch-over (tests/deploy/run.sh)" bash tests/deploy/run.sh
 fi

@@ -30,8 +30,8 @@ use serde_json::Value;
 use common::fault_proxy::FaultProxy;
 use common::moto::Moto;
 use common::poller::{command, last_line, make_traffic, poll, scratch, stream_arn, verdict, wait, whole_stream};
-use common::split_stream::{CHILD_1, CHILD_2, OTHER, PARENT};
 use common::rng::Rng;
+use common::split_stream::{CHILD_1, CHILD_2, OTHER, PARENT};
 use common::streams;
 use zae_aggregator::stream::{seq_cmp, Checkpoint};
 

@@ -232,6 +232,7 @@ def drive_traffic(endpoint: str, acquires: int, seed: int) -> dict:
         limiter.set_limits(e, [Limit.per_minute("rpm", 120), Limit.per_minute("tpm", 40_000)], resource="gpt-4o")
     explicit = [Limit.per_minute("rpm", 60), Limit.per_minute("tpm", 20_000)]
     consumed: dict = {}
+    created: set = set()
     rejected = 0
     for _ in range(acquires):
         e, r = rng.choice(entities), rng.choice(resources)
@@ -243,10 +244,18 @@ def drive_traffic(endpoint: str, acquires: int, seed: int) -> dict:
         except RateLimitExceeded:
             rejected += 1
             continue
+        if (e, r) not in created:
+            # The acquire that creates the bucket writes an INSERT record: no old
+            # image, so no consumption to count (docs/specification.md#stream-records).
+            created.add((e, r))
+            continue
         for name, n in amounts.items():
             key = (e, r, name)
             consumed[key] = consumed.get(key, 0) + n
-    print(f"zae-limiter client: {acquires} acquires, {acquires - rejected} granted, {rejected} rejected")
+    print(
+        f"zae-limiter client: {acquires} acquires, {acquires - rejected} granted, {rejected} rejected, "
+        f"{len(created)} of them created their bucket (not usage: an INSERT record)"
+    )
     return consumed
 
 

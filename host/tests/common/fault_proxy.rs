@@ -474,7 +474,8 @@ impl Shared {
                 }
                 let upstream = self.upstream;
                 let next_page = |iterator: String| {
-                    let page = req.with_body(serde_json::to_vec(&serde_json::json!({"ShardIterator": iterator})).unwrap());
+                    let page =
+                        req.with_body(serde_json::to_vec(&serde_json::json!({"ShardIterator": iterator})).unwrap());
                     async move {
                         let r = forward(upstream, &page).await.ok().filter(|r| r.status == 200)?;
                         serde_json::from_slice::<Value>(&r.body).ok()

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Check the local main job's output (tests/local/check.sh) by counts.
+
+Reads the lines demo.py prints: the client line, the poll line, the usage
+table and the summary line, and fails (exit 1, with the reason) unless
+  * the client made acquires, and poll read stream records in batches and exited 0;
+  * every (entity, resource) the client used has an hourly, a daily and a monthly item;
+  * the totals are equal to what the client consumed (demo.py compares them);
+  * every expired audit row is in an archive object.
+"""
+
+import re
+import sys
+
+
+def main(path: str) -> int:
+    text = open(path, encoding="utf-8").read()
+    problems = []
+    client = re.search(r"zae-limiter client: (\d+) acquires, (\d+) granted", text)
+    poll = re.search(r"exit code (\d+) in [\d.]+ s: (\d+) stream records in (\d+) batches", text)
+    summary = re.search(r"^summary: (.*)$", text, re.M)
+    if not (client and poll and summary):
+        print("check_demo: the demo's output lacks its client, poll or summary line", file=sys.stderr)
+        return 1
+    s = dict(kv.split("=", 1) for kv in summary.group(1).split())
+    granted = int(client.group(2))
+    code, records, batches = (int(g) for g in poll.groups())
+    if granted == 0:
+        problems.append("the client made no granted acquire")
+    if code != 0 or records == 0 or batches == 0:
+        problems.append(f"poll: exit code {code}, {records} records, {batches} batches")
+    if s.get("totals") != "equal":
+        problems.append("snapshot totals differ from what the client consumed")
+    if int(s["audit_rows_expired"]) == 0 or s["archived_events"] != s["audit_rows_expired"]:
+        problems.append(f"{s['audit_rows_expired']} audit rows expired, {s['archived_events']} archived")
+    # Usage table rows: namespace entity resource window window_start events counters
+    windows: dict = {}
+    for m in re.finditer(r"^\S+\s+(user-\d+)\s+(\S+)\s+(hourly|daily|monthly)\s+\S+Z\s+\d+\s", text, re.M):
+        windows.setdefault((m.group(1), m.group(2)), set()).add(m.group(3))
+    if not windows:
+        problems.append("no usage snapshot rows")
+    for pair, got in sorted(windows.items()):
+        if got != {"hourly", "daily", "monthly"}:
+            problems.append(f"{pair}: windows {sorted(got)}")
+    if int(s["snapshots"]) < 3 * len(windows):
+        problems.append(f"{s['snapshots']} snapshot items for {len(windows)} (entity, resource) pairs")
+    for p in problems:
+        print(f"check_demo: {p}", file=sys.stderr)
+    if not problems:
+        print(
+            f"check_demo: ok: {granted} acquires, {records} records in {batches} batches, "
+            f"{s['snapshots']} snapshot items for {len(windows)} pairs, {s['archived_events']} audit events archived"
+        )
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
