@@ -4,7 +4,8 @@
 # * the wasm32-wasip2 Rust target (the host's build script compiles the
 #   planner component with it);
 # * a Python venv with the pinned moto server (tests/requirements-moto.txt),
-#   at $ZAE_MOTO_VENV (default: target/moto-venv), exported as
+#   at $ZAE_MOTO_VENV (default: target/moto-venv); its server, started through
+#   tests/moto_server.py (unique stream sequence numbers), is exported as
 #   ZAE_MOTO_SERVER for the integration tests.
 #
 # Idempotent: a second run only checks.
@@ -22,5 +23,6 @@ source "$_zae_root/tests/venv.sh"
 ZAE_MOTO_VENV="${ZAE_MOTO_VENV:-$_zae_root/target/moto-venv}"
 zae_venv "$ZAE_MOTO_VENV" "$_zae_root/tests/requirements-moto.txt" moto_server "the moto server"
 export ZAE_MOTO_VENV
-export ZAE_MOTO_SERVER="$ZAE_MOTO_VENV/bin/moto_server"
+ZAE_MOTO_SERVER="$(zae_moto_wrapper "$ZAE_MOTO_VENV")"
+export ZAE_MOTO_SERVER
 unset _zae_root

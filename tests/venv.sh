@@ -14,3 +14,15 @@ zae_venv() {
         cp "$req" "$copy"
     fi
 }
+
+# zae_moto_wrapper VENV: write VENV/bin/zae-moto-server, which starts that
+# venv's moto server through tests/moto_server.py (unique stream sequence
+# numbers under concurrent writes), and print its path.
+zae_moto_wrapper() {
+    local venv=$1 root wrapper
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    wrapper="$venv/bin/zae-moto-server"
+    printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$venv/bin/python" "$root/tests/moto_server.py" > "$wrapper"
+    chmod +x "$wrapper"
+    echo "$wrapper"
+}

@@ -653,10 +653,12 @@ impl Poller {
                     Ok(out) => {
                         failures = 0;
                         let now = Instant::now();
-                        empty_page = out.records().is_empty();
+                        let mut fresh = 0;
                         for r in out.records() {
-                            pending.push(lambda_record(r, &self.stream_arn, &self.region), now);
+                            fresh += usize::from(pending.push(lambda_record(r, &self.stream_arn, &self.region), now));
                         }
+                        // A page of records read already is no progress: as empty.
+                        empty_page = fresh == 0;
                         iterator = out.next_shard_iterator().map(str::to_string);
                     }
                     Err(e) => {

@@ -209,15 +209,24 @@ impl Pending {
     }
 
     /// Take in one record read at `now`: batched if it passes the filter,
-    /// else only its position counts.
-    pub fn push(&mut self, record: Value, now: Instant) {
-        self.read_to = Some(record_seq(&record).to_string());
+    /// else only its position counts. A record at or before the last one
+    /// read is not taken (`false`): a shard's sequence numbers increase, so
+    /// it was read already (a stream that hands records back, as a local
+    /// emulator with duplicate sequence numbers can, never holds the reader
+    /// in a loop; docs/poll.md#what-it-does).
+    pub fn push(&mut self, record: Value, now: Instant) -> bool {
+        let seq = record_seq(&record);
+        if self.read_to.as_deref().is_some_and(|last| seq_cmp(seq, last).is_le()) {
+            return false;
+        }
+        self.read_to = Some(seq.to_string());
         if passes_filter(&record) {
             self.records.push_back(record);
             self.since.get_or_insert(now);
         } else if !is_checkpoint_record(&record) {
             self.moved = true;
         }
+        true
     }
 
     /// Whether a batch should be handled now: `batch_size` records wait, or
@@ -533,6 +542,20 @@ mod tests {
         p.push(rec(8, "MODIFY", CHECKPOINT_PK, "#CHECKPOINT#l"), t0);
         assert_eq!(p.handled(0), None);
         assert_eq!(p.read_to(), Some("8"));
+    }
+
+    #[test]
+    fn records_handed_back_are_not_taken_again() {
+        let t0 = Instant::now();
+        let mut p = Pending::new();
+        assert!(p.push(bucket(1), t0) && p.push(bucket(2), t0));
+        // A page repeating what was read (duplicate sequence numbers of an
+        // emulator): nothing is taken, so the reader sees no progress.
+        assert!(!p.push(bucket(2), t0));
+        assert!(!p.push(bucket(1), t0));
+        assert_eq!(p.batch(10).iter().map(record_seq).collect::<Vec<_>>(), ["1", "2"]);
+        assert!(p.push(bucket(3), t0));
+        assert_eq!(p.read_to(), Some("3"));
     }
 
     #[test]

@@ -352,6 +352,15 @@ def run_stream(args, endpoint: str, tmp: Path) -> int:
         f"checkpoint {json.loads(checkpoint.read_text())['shards'] if checkpoint.exists() else '-'}"
     )
     after, archive = print_results(ddb, s3, before)
+    # The read side on the same table (docs/reading.md): totals per window, and the windows' agreement.
+    for read in (["usage", "summary", "--entity", "user-0", "--format", "table", "--stats"], ["reconcile", "--format", "table"]):
+        cmd = [args.binary, *read, "--table", TABLE]
+        print(f"\n$ zae-aggregator {' '.join(read)}")
+        out = subprocess.run(cmd, env={**os.environ, **env, "LOG_LEVEL": "WARNING"}, capture_output=True, text=True)
+        print((out.stdout + out.stderr).rstrip())
+        if out.returncode != 0:
+            print(f"exit code {out.returncode}")
+            code = code or out.returncode
     problems = check_totals(after, consumed)
     usage = sum(1 for (_, sk) in after if sk.startswith("#USAGE#"))
     archived = sum(int(r[2]) for r in archive)

@@ -27,5 +27,5 @@ echo "== building zae-aggregator (profile $profile)" >&2
 cargo build --profile "$profile" -p zae-aggregator --bin zae-aggregator >&2
 case "$profile" in dev) dir=debug ;; *) dir="$profile" ;; esac
 
-ZAE_MOTO_SERVER="$ZAE_DEMO_VENV/bin/moto_server" \
+ZAE_MOTO_SERVER="$(zae_moto_wrapper "$ZAE_DEMO_VENV")" \
     exec "$ZAE_DEMO_VENV/bin/python" tests/local/demo.py --binary "target/$dir/zae-aggregator" "$@"
