@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::bindings::Attribute;
 
@@ -53,40 +53,51 @@ pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> String {
     Value::Object(map_to_json(item)).to_string()
 }
 
-/// Render one value as DynamoDB JSON (nested map keys in ascending order).
-///
-/// A value of a type this SDK version does not know (`AttributeValue::Unknown`)
-/// renders as `{"UNKNOWN":true}`, which [`value_to_attribute_value`] rejects.
-pub fn attribute_value_to_json(v: &AttributeValue) -> Value {
-    let (tag, inner) = match v {
-        AttributeValue::S(s) => ("S", Value::String(s.clone())),
-        AttributeValue::N(n) => ("N", Value::String(n.clone())),
-        AttributeValue::B(b) => ("B", Value::String(STANDARD.encode(b.as_ref()))),
-        AttributeValue::Bool(b) => ("BOOL", Value::Bool(*b)),
-        AttributeValue::Null(b) => ("NULL", Value::Bool(*b)),
-        AttributeValue::M(m) => ("M", Value::Object(map_to_json(m))),
-        AttributeValue::L(l) => ("L", Value::Array(l.iter().map(attribute_value_to_json).collect())),
-        AttributeValue::Ss(l) => ("SS", Value::Array(l.iter().cloned().map(Value::String).collect())),
-        AttributeValue::Ns(l) => ("NS", Value::Array(l.iter().cloned().map(Value::String).collect())),
-        AttributeValue::Bs(l) => {
-            ("BS", Value::Array(l.iter().map(|b| Value::String(STANDARD.encode(b.as_ref()))).collect()))
+/// The DynamoDB JSON of an SDK `AttributeValue`, for each SDK crate that has
+/// one (`aws-sdk-dynamodb` here, `aws-sdk-dynamodbstreams` in
+/// [`crate::stream`]): the two enums have the same variants but are
+/// different types. Defines `attribute_value_to_json` (pub) and
+/// `map_to_json` in the calling module; map keys are in ascending order at
+/// every level. A value of a type the SDK does not know renders as
+/// `{"UNKNOWN":true}`, which [`value_to_attribute_value`] and the planner
+/// reject (the record is invalid and dead-lettered, never silently dropped).
+macro_rules! attribute_value_json {
+    ($av:ty) => {
+        /// One value as DynamoDB JSON (nested map keys in ascending order);
+        /// an unknown type renders as `{"UNKNOWN":true}`.
+        pub fn attribute_value_to_json(v: &$av) -> serde_json::Value {
+            use base64::Engine as _;
+            use serde_json::Value;
+            type Av = $av;
+            let encode = |b: &[u8]| Value::String(base64::engine::general_purpose::STANDARD.encode(b));
+            let (tag, inner) = match v {
+                Av::S(s) => ("S", Value::String(s.clone())),
+                Av::N(n) => ("N", Value::String(n.clone())),
+                Av::B(b) => ("B", encode(b.as_ref())),
+                Av::Bool(b) => ("BOOL", Value::Bool(*b)),
+                Av::Null(b) => ("NULL", Value::Bool(*b)),
+                Av::M(m) => ("M", Value::Object(map_to_json(m))),
+                Av::L(l) => ("L", Value::Array(l.iter().map(attribute_value_to_json).collect())),
+                Av::Ss(l) => ("SS", Value::Array(l.iter().cloned().map(Value::String).collect())),
+                Av::Ns(l) => ("NS", Value::Array(l.iter().cloned().map(Value::String).collect())),
+                Av::Bs(l) => ("BS", Value::Array(l.iter().map(|b| encode(b.as_ref())).collect())),
+                _ => ("UNKNOWN", Value::Bool(true)),
+            };
+            let mut m = serde_json::Map::with_capacity(1);
+            m.insert(tag.to_string(), inner);
+            Value::Object(m)
         }
-        _ => ("UNKNOWN", Value::Bool(true)),
-    };
-    let mut m = Map::with_capacity(1);
-    m.insert(tag.to_string(), inner);
-    Value::Object(m)
-}
 
-fn map_to_json(item: &HashMap<String, AttributeValue>) -> Map<String, Value> {
-    let mut names: Vec<&String> = item.keys().collect();
-    names.sort();
-    let mut out = Map::with_capacity(names.len());
-    for name in names {
-        out.insert(name.clone(), attribute_value_to_json(&item[name]));
-    }
-    out
+        fn map_to_json(item: &std::collections::HashMap<String, $av>) -> serde_json::Map<String, serde_json::Value> {
+            let mut names: Vec<&String> = item.keys().collect();
+            names.sort();
+            names.into_iter().map(|n| (n.clone(), attribute_value_to_json(&item[n]))).collect()
+        }
+    };
 }
+pub(crate) use attribute_value_json;
+
+attribute_value_json!(AttributeValue);
 
 /// Up to 80 characters of `s`, for error messages.
 fn excerpt(s: &str) -> String {

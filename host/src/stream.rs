@@ -13,12 +13,10 @@
 //! Nothing here does I/O; `poll.rs` drives it.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 /// Partition key of the checkpoint item `poll` keeps in the table itself
@@ -45,36 +43,9 @@ pub fn record_seq(record: &Value) -> &str {
     record["dynamodb"]["SequenceNumber"].as_str().unwrap_or("")
 }
 
-/// One Streams API attribute value as DynamoDB JSON (map keys sorted), as a
-/// Lambda event carries it.
-pub fn attribute_value_to_json(v: &AttributeValue) -> Value {
-    let (tag, inner) = match v {
-        AttributeValue::S(s) => ("S", Value::String(s.clone())),
-        AttributeValue::N(n) => ("N", Value::String(n.clone())),
-        AttributeValue::B(b) => ("B", Value::String(STANDARD.encode(b.as_ref()))),
-        AttributeValue::Bool(b) => ("BOOL", Value::Bool(*b)),
-        AttributeValue::Null(b) => ("NULL", Value::Bool(*b)),
-        AttributeValue::M(m) => ("M", Value::Object(map_to_json(m))),
-        AttributeValue::L(l) => ("L", Value::Array(l.iter().map(attribute_value_to_json).collect())),
-        AttributeValue::Ss(l) => ("SS", Value::Array(l.iter().cloned().map(Value::String).collect())),
-        AttributeValue::Ns(l) => ("NS", Value::Array(l.iter().cloned().map(Value::String).collect())),
-        AttributeValue::Bs(l) => {
-            ("BS", Value::Array(l.iter().map(|b| Value::String(STANDARD.encode(b.as_ref()))).collect()))
-        }
-        // A type this SDK does not know: the planner rejects the record
-        // (invalid, dead-lettered), it is not silently dropped.
-        _ => ("UNKNOWN", Value::Bool(true)),
-    };
-    let mut m = Map::with_capacity(1);
-    m.insert(tag.to_string(), inner);
-    Value::Object(m)
-}
-
-fn map_to_json(item: &HashMap<String, AttributeValue>) -> Map<String, Value> {
-    let mut names: Vec<&String> = item.keys().collect();
-    names.sort();
-    names.into_iter().map(|n| (n.clone(), attribute_value_to_json(&item[n]))).collect()
-}
+// `attribute_value_to_json` and `map_to_json` for the Streams API's values,
+// as a Lambda event carries them.
+crate::dynamo_json::attribute_value_json!(AttributeValue);
 
 /// A Streams API record as Lambda delivers it in an event: `eventID`,
 /// `eventName`, `eventVersion` "1.1", `eventSource` "aws:dynamodb",
@@ -390,6 +361,7 @@ mod tests {
     use super::*;
     use aws_sdk_dynamodbstreams::primitives::DateTime;
     use aws_sdk_dynamodbstreams::types::{Identity, OperationType, StreamRecord, StreamViewType};
+    use std::collections::HashMap;
 
     fn rec(seq: u64, name: &str, pk: &str, sk: &str) -> Value {
         let mut r = json!({
