@@ -269,6 +269,28 @@ def expire_audit_rows(ddb) -> int:
     return n
 
 
+def fresh_table(endpoint: str):
+    """Clients for moto, the zae-limiter-shaped table with its stream, and the archive bucket."""
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)
+    ddb = session.client("dynamodb", endpoint_url=endpoint)
+    s3 = session.client("s3", endpoint_url=endpoint)
+    create_table(ddb)
+    s3.create_bucket(Bucket=BUCKET)
+    return ddb, s3
+
+
+def lambda_env(windows: str) -> dict[str, str]:
+    """The Lambda function's configuration (docs/host.md#configuration)."""
+    return {
+        "TABLE_NAME": TABLE,
+        "SNAPSHOT_WINDOWS": windows,
+        "SNAPSHOT_TTL_DAYS": "90",
+        "ENABLE_ARCHIVAL": "true",
+        "ARCHIVE_BUCKET_NAME": BUCKET,
+        "LOG_LEVEL": "INFO",
+    }
+
+
 def print_results(ddb, s3, before: dict) -> tuple[dict, list]:
     after = scan(ddb)
     rows = snapshot_rows(after)
@@ -312,11 +334,7 @@ def check_totals(after: dict, consumed: dict) -> list[str]:
 
 def run_stream(args, endpoint: str, tmp: Path) -> int:
     env = aws_env(endpoint)
-    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)
-    ddb = session.client("dynamodb", endpoint_url=endpoint)
-    s3 = session.client("s3", endpoint_url=endpoint)
-    create_table(ddb)
-    s3.create_bucket(Bucket=BUCKET)
+    ddb, s3 = fresh_table(endpoint)
     print(f"moto on {endpoint}: table {TABLE} with a stream, bucket {BUCKET}")
     t0 = time.perf_counter()
     consumed = drive_traffic(endpoint, args.acquires, args.seed)
@@ -327,17 +345,10 @@ def run_stream(args, endpoint: str, tmp: Path) -> int:
     logs = tmp / "poll.log"
     checkpoint = tmp / "checkpoint.json"
     cmd = [args.binary, "poll", "--table", TABLE, "--until-caught-up", "--checkpoint", str(checkpoint)]
-    lambda_env = {
-        "SNAPSHOT_WINDOWS": args.windows,
-        "SNAPSHOT_TTL_DAYS": "90",
-        "ENABLE_ARCHIVAL": "true",
-        "ARCHIVE_BUCKET_NAME": BUCKET,
-        "LOG_LEVEL": "INFO",
-    }
     print(f"$ {' '.join(cmd)}")
     t0 = time.perf_counter()
     with open(logs, "wb") as log:
-        code = subprocess.run(cmd, env={**os.environ, **env, **lambda_env}, stdout=log, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(cmd, env={**os.environ, **env, **lambda_env(args.windows)}, stdout=log, stderr=subprocess.STDOUT).returncode
     wall = time.perf_counter() - t0
     lines = [json.loads(l) for l in logs.read_text().splitlines() if l.startswith("{")]
     stopped = [l for l in lines if l.get("message") == "Poll stopped"]
@@ -376,13 +387,7 @@ def run_stream(args, endpoint: str, tmp: Path) -> int:
 
 def run(args, now_ms: int, endpoint: str, tmp: Path) -> int:
     env = aws_env(endpoint)
-    session = boto3.session.Session(
-        aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION
-    )
-    ddb = session.client("dynamodb", endpoint_url=endpoint)
-    s3 = session.client("s3", endpoint_url=endpoint)
-    create_table(ddb)
-    s3.create_bucket(Bucket=BUCKET)
+    ddb, s3 = fresh_table(endpoint)
     fixture = json.loads(Path(args.fixture).read_text())["items"]
     for it in fixture:
         ddb.put_item(TableName=TABLE, Item=it)
@@ -396,20 +401,12 @@ def run(args, now_ms: int, endpoint: str, tmp: Path) -> int:
         args.binary, "invoke", args.event,
         "--now-ms", str(now_ms), "--request-id", "local-demo", "--output", str(result),
     ]
-    lambda_env = {
-        "TABLE_NAME": TABLE,
-        "SNAPSHOT_WINDOWS": args.windows,
-        "SNAPSHOT_TTL_DAYS": "90",
-        "ENABLE_ARCHIVAL": "true",
-        "ARCHIVE_BUCKET_NAME": BUCKET,
-        "LOG_LEVEL": "INFO",
-    }
     print(f"$ {' '.join(cmd)}")
     t0 = time.perf_counter()
     with open(logs, "wb") as log:
         # With --output, the logs go to standard output (as on Lambda).
         code = subprocess.run(
-            cmd, env={**os.environ, **env, **lambda_env}, stdout=log, stderr=subprocess.STDOUT
+            cmd, env={**os.environ, **env, **lambda_env(args.windows)}, stdout=log, stderr=subprocess.STDOUT
         ).returncode
     wall = time.perf_counter() - t0
     summary = [json.loads(l) for l in logs.read_text().splitlines() if '"Lambda invocation completed"' in l]
@@ -426,23 +423,7 @@ def run(args, now_ms: int, endpoint: str, tmp: Path) -> int:
     else:
         print("no response written; the log follows:\n" + logs.read_text())
 
-    after = scan(ddb)
-    rows = snapshot_rows(after)
-    print(f"\nUsage snapshots ({len(rows)} items)")
-    print(table(rows, ["namespace", "entity", "resource", "window", "window_start", "events", "counters (tokens)"]))
-    rows = bucket_rows(before, after)
-    print(f"\nBucket items changed ({len(rows)})")
-    print(table(rows, ["bucket", "change", "other attributes changed"]))
-
-    rows = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        for o in page.get("Contents", []):
-            body = s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
-            lines = gzip.decompress(body).decode().splitlines()
-            first = json.loads(lines[0]) if lines else {}
-            rows.append([o["Key"], str(o["Size"]), str(len(lines)), f"{first.get('action', '?')} {first.get('entity_id', '')}"])
-    print(f"\nArchive objects in s3://{BUCKET} ({len(rows)})")
-    print(table(rows, ["key", "bytes", "events", "first event"]))
+    print_results(ddb, s3, before)
     return code
 
 
