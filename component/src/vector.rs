@@ -191,13 +191,18 @@ pub fn load(dir: &Path) -> Result<Vector, String> {
 
 /// Load every vector under `root`, sorted by name.
 pub fn load_all(root: &Path) -> Result<Vec<Vector>, String> {
+    vector_dirs(root)?.iter().map(|d| load(d)).collect()
+}
+
+/// The vector directories under `root` (those with an `input.json`), sorted.
+fn vector_dirs(root: &Path) -> Result<Vec<PathBuf>, String> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
         .map_err(|e| format!("{}: {e}", root.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("input.json").is_file())
         .collect();
     dirs.sort();
-    dirs.iter().map(|d| load(d)).collect()
+    Ok(dirs)
 }
 
 /// The repository's `tests/conformance` directory (from this crate's manifest).
@@ -377,13 +382,7 @@ pub fn load_reader(dir: &Path) -> Result<ReaderVector, String> {
 
 /// Load every reader vector under `root` (`tests/conformance/reader`), sorted by name.
 pub fn load_reader_all(root: &Path) -> Result<Vec<ReaderVector>, String> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .map_err(|e| format!("{}: {e}", root.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("input.json").is_file())
-        .collect();
-    dirs.sort();
-    dirs.iter().map(|d| load_reader(d)).collect()
+    vector_dirs(root)?.iter().map(|d| load_reader(d)).collect()
 }
 
 /// Run a reader vector natively and render the canonical answer.
