@@ -25,7 +25,7 @@ use crate::bindings::{reader, Window};
 use crate::cli::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
 use crate::dynamo_json;
 use crate::engine::Reading;
-use crate::usage::{self, entity_pk, fail, SortKey, WindowArg};
+use crate::usage::{self, fail, WindowArg};
 
 /// Arguments of `backfill`.
 #[derive(Debug, Args)]
@@ -211,11 +211,7 @@ pub async fn run(args: &BackfillArgs, vars: &[(String, String)]) -> u8 {
     };
 
     // Read every snapshot item, by entity.
-    let items = match &args.entity {
-        Some(e) => reader.query(None, &entity_pk(&ns, e), &SortKey::Prefix("#USAGE#".into()), &[]).await,
-        None => reader.query(Some("GSI4"), &ns, &SortKey::Prefix(format!("{ns}/ENTITY#")), &[]).await,
-    };
-    let items = match items {
+    let items = match reader.snapshot_items(&ns, args.entity.as_deref()).await {
         Ok(i) => i,
         Err(m) => return fail(EXIT_FAILED, &m),
     };

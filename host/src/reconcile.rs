@@ -14,7 +14,7 @@ use clap::Args;
 
 use crate::bindings::reader;
 use crate::engine::Reading;
-use crate::usage::{self, default_format, entity_pk, fail, grid, strings, totals, Format, SortKey};
+use crate::usage::{self, default_format, fail, grid, strings, totals, Format};
 
 /// Exit code: some item drifts.
 pub const EXIT_DRIFT: u8 = 1;
@@ -78,16 +78,11 @@ pub async fn run(args: &ReconcileArgs, vars: &[(String, String)]) -> u8 {
         }
         return crate::cli::EXIT_BAD_INPUT;
     }
-    let items = match &args.entity {
-        Some(e) => reader.query(None, &entity_pk(&ns, e), &SortKey::Prefix("#USAGE#".into()), &[]).await,
-        None => reader.query(Some("GSI4"), &ns, &SortKey::Prefix(format!("{ns}/ENTITY#")), &[]).await,
-    };
-    let items = match items {
+    let items = match reader.snapshot_items(&ns, args.entity.as_deref()).await {
         Ok(i) => i,
         Err(m) => return fail(EXIT_READ_FAILED, &m),
     };
-    // Only snapshot items: GSI4 also holds the entities' other items.
-    let items: Vec<&str> = items.iter().map(String::as_str).filter(|i| is_usage_item(i)).collect();
+    let items: Vec<&str> = items.iter().map(String::as_str).collect();
     let answer = match planner.reconcile(&items, query()).await {
         Ok(a) => a,
         Err(e) => return fail(EXIT_READ_FAILED, &e.to_string()),
@@ -110,14 +105,6 @@ pub async fn run(args: &ReconcileArgs, vars: &[(String, String)]) -> u8 {
         Reading::Reconciliation(Ok(_)) => EXIT_DRIFT,
         _ => crate::cli::EXIT_BAD_INPUT,
     }
-}
-
-/// Whether an item's `SK` is a usage snapshot's (`#USAGE#...`).
-fn is_usage_item(text: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| v["SK"]["S"].as_str().map(|sk| sk.starts_with("#USAGE#")))
-        .unwrap_or(false)
 }
 
 /// `reconcile` as a table or CSV: one line per drifting counter of each

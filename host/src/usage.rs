@@ -188,6 +188,17 @@ impl TableReader {
         &self.client
     }
 
+    /// Every snapshot item (`#USAGE#` SK) of one entity's partition, or of
+    /// every entity of the namespace through index GSI4 (which also holds the
+    /// entities' other items, left out here).
+    pub async fn snapshot_items(&mut self, ns: &str, entity: Option<&str>) -> Result<Vec<String>, String> {
+        let items = match entity {
+            Some(e) => self.query(None, &entity_pk(ns, e), &SortKey::Prefix("#USAGE#".into()), &[]).await?,
+            None => self.query(Some("GSI4"), ns, &SortKey::Prefix(format!("{ns}/ENTITY#")), &[]).await?,
+        };
+        Ok(items.into_iter().filter(|i| is_usage_item(i)).collect())
+    }
+
     /// Every item of a Query (all pages) as DynamoDB JSON maps: `index`
     /// `None` is the base table (`PK`, `SK`), `Some("GSI2")` uses `GSI2PK`,
     /// `GSI2SK`. `projection`: attribute names to return (all when empty).
@@ -323,6 +334,14 @@ fn range(prefix: &str, from: Option<&str>, to: Option<&str>) -> SortKey {
         (None, None) => SortKey::Prefix(prefix.to_string()),
         (f, t) => SortKey::Between(format!("{prefix}{}", f.unwrap_or("")), format!("{prefix}{}~", t.unwrap_or("~"))),
     }
+}
+
+/// Whether an item read as DynamoDB JSON is a snapshot item (`#USAGE#` SK).
+fn is_usage_item(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["SK"]["S"].as_str().map(|sk| sk.starts_with("#USAGE#")))
+        .unwrap_or(false)
 }
 
 /// The entity partition key.
