@@ -33,15 +33,9 @@ pub struct BackfillArgs {
     /// The window to build: daily (from hourly items) or monthly (from daily items)
     #[arg(long, value_enum)]
     pub window: BuildWindow,
-    /// The table [default: TABLE_NAME]
-    #[arg(long, value_name = "NAME")]
-    pub table: Option<String>,
-    /// The namespace: a name in zae-limiter's registry, else the namespace id itself
-    #[arg(long, value_name = "NS", default_value = "default")]
-    pub namespace: String,
-    /// Only this entity (reads its partition; otherwise the namespace's items through GSI4)
-    #[arg(long, value_name = "E")]
-    pub entity: Option<String>,
+    /// Table, namespace, entity.
+    #[command(flatten)]
+    pub scope: usage::Scope,
     /// Only periods that start at or after this date: YYYY-MM or YYYY-MM-DD (UTC)
     #[arg(long, value_name = "DATE")]
     pub from: Option<String>,
@@ -142,7 +136,7 @@ impl Progress {
 
 /// Run `backfill`; the exit code.
 pub async fn run(args: &BackfillArgs, vars: &[(String, String)]) -> u8 {
-    let (planner, mut reader) = match usage::open(vars, args.table.as_deref()).await {
+    let (planner, mut reader) = match usage::open(vars, args.scope.table.as_deref()).await {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -158,7 +152,7 @@ pub async fn run(args: &BackfillArgs, vars: &[(String, String)]) -> u8 {
         Ok(Err(e)) => return fail(EXIT_BAD_INPUT, &format!("invalid configuration: {}", e.message)),
         Err(e) => return fail(EXIT_FAILED, &e.to_string()),
     };
-    let ns = match reader.namespace_id(&args.namespace).await {
+    let ns = match reader.namespace_id(&args.scope.namespace).await {
         Ok(id) => id,
         Err(m) => return fail(EXIT_FAILED, &m),
     };
@@ -166,7 +160,7 @@ pub async fn run(args: &BackfillArgs, vars: &[(String, String)]) -> u8 {
     let now_ms = args.now_ms.unwrap_or_else(crate::lambda::now_ms);
     let query = || reader::UsageQuery {
         namespace: Some(&ns),
-        entity: args.entity.as_deref(),
+        entity: args.scope.entity.as_deref(),
         resource: None,
         window: None,
         from: args.from.as_deref(),
@@ -211,7 +205,7 @@ pub async fn run(args: &BackfillArgs, vars: &[(String, String)]) -> u8 {
     };
 
     // Read every snapshot item, by entity.
-    let items = match reader.snapshot_items(&ns, args.entity.as_deref()).await {
+    let items = match reader.snapshot_items(&ns, args.scope.entity.as_deref()).await {
         Ok(i) => i,
         Err(m) => return fail(EXIT_FAILED, &m),
     };

@@ -24,15 +24,9 @@ pub const EXIT_READ_FAILED: u8 = 3;
 /// Arguments of `reconcile`.
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
-    /// The table [default: TABLE_NAME]
-    #[arg(long, value_name = "NAME")]
-    pub table: Option<String>,
-    /// The namespace: a name in zae-limiter's registry, else the namespace id itself
-    #[arg(long, value_name = "NS", default_value = "default")]
-    pub namespace: String,
-    /// Only this entity (reads its partition; otherwise the namespace's items through GSI4)
-    #[arg(long, value_name = "E")]
-    pub entity: Option<String>,
+    /// Table, namespace, entity.
+    #[command(flatten)]
+    pub scope: usage::Scope,
     /// Only periods that start at or after this time: YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)
     #[arg(long, value_name = "T")]
     pub from: Option<String>,
@@ -49,17 +43,17 @@ pub struct ReconcileArgs {
 
 /// Run `reconcile`; the exit code.
 pub async fn run(args: &ReconcileArgs, vars: &[(String, String)]) -> u8 {
-    let (planner, mut reader) = match usage::open(vars, args.table.as_deref()).await {
+    let (planner, mut reader) = match usage::open(vars, args.scope.table.as_deref()).await {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let ns = match reader.namespace_id(&args.namespace).await {
+    let ns = match reader.namespace_id(&args.scope.namespace).await {
         Ok(id) => id,
         Err(m) => return fail(EXIT_READ_FAILED, &m),
     };
     let query = || crate::bindings::reader::UsageQuery {
         namespace: Some(&ns),
-        entity: args.entity.as_deref(),
+        entity: args.scope.entity.as_deref(),
         resource: None,
         window: None,
         from: args.from.as_deref(),
@@ -78,7 +72,7 @@ pub async fn run(args: &ReconcileArgs, vars: &[(String, String)]) -> u8 {
         }
         return crate::cli::EXIT_BAD_INPUT;
     }
-    let items = match reader.snapshot_items(&ns, args.entity.as_deref()).await {
+    let items = match reader.snapshot_items(&ns, args.scope.entity.as_deref()).await {
         Ok(i) => i,
         Err(m) => return fail(EXIT_READ_FAILED, &m),
     };

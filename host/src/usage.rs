@@ -81,6 +81,21 @@ pub struct Target {
     pub stats: bool,
 }
 
+/// What `backfill` and `reconcile` read: the table, the namespace, one
+/// entity or all of them.
+#[derive(Debug, Args)]
+pub struct Scope {
+    /// The table [default: TABLE_NAME]
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+    /// The namespace: a name in zae-limiter's registry, else the namespace id itself
+    #[arg(long, value_name = "NS", default_value = "default")]
+    pub namespace: String,
+    /// Only this entity (reads its partition; otherwise the namespace's items through GSI4)
+    #[arg(long, value_name = "E")]
+    pub entity: Option<String>,
+}
+
 /// Arguments of `usage list` and `usage summary`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
