@@ -1,16 +1,17 @@
 //! A real moto server (DynamoDB and S3) for integration tests.
 //!
-//! [`Moto::start`] runs `moto_server` on a free 127.0.0.1 port and waits
-//! until it answers HTTP; dropping the [`Moto`] kills that process by its
+//! [`Moto::start`] runs `moto_server` on 127.0.0.1 port 0, reads the port
+//! it bound from its start-up line and waits until it answers HTTP; dropping the [`Moto`] kills that process by its
 //! PID. The executable is `$ZAE_MOTO_SERVER` if set, otherwise `moto_server`
 //! on `PATH`. There is no fallback: without moto the test fails, saying how
 //! to install it.
 
 use std::collections::HashMap;
 use std::io::{Read, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -22,6 +23,9 @@ use zae_aggregator::dynamo_json;
 
 /// Region every test client and child process uses.
 pub const REGION: &str = "us-east-1";
+
+/// Servers started by this process (names their log files).
+static STARTED: AtomicU64 = AtomicU64::new(0);
 
 /// How long a starting server may take to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -78,9 +82,12 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port on 127.0.0.1");
-    listener.local_addr().expect("local address of the ephemeral listener").port()
+/// The port in moto's (werkzeug's) start-up line ` * Running on
+/// http://127.0.0.1:PORT`, once the server has printed it.
+fn bound_port(log: &str) -> Option<u16> {
+    let rest = &log[log.find("Running on http://127.0.0.1:")? + "Running on http://127.0.0.1:".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|p| *p != 0)
 }
 
 /// Whether an HTTP server answers on `port`.
@@ -98,36 +105,34 @@ fn answers(port: u16) -> bool {
 }
 
 impl Moto {
-    /// Start a server on a free port and wait (up to a minute) until it
-    /// answers. Panics with the server's output if it does not.
+    /// Start a server and wait (up to a minute) until it answers. Panics
+    /// with the server's output if it does not.
+    ///
+    /// moto binds port 0 and the kernel picks the port: a port found free
+    /// here and handed to moto could be taken in between by another
+    /// listener of this process (a fault proxy binds port 0 all the time),
+    /// and a test would then talk to that listener believing it was its own
+    /// server.
     pub fn start() -> Moto {
         let executable = moto_executable();
-        let mut last_error = String::new();
-        // A port found free can be taken before moto binds it: try a few.
-        for _ in 0..3 {
-            let port = free_port();
-            let log_path = std::env::temp_dir().join(format!("zae-moto-{}-{port}.log", std::process::id()));
-            let log = std::fs::File::create(&log_path).expect("creating the moto log file");
-            let child = Command::new(&executable)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("duplicating the moto log handle"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {}: {e}", executable.display()));
-            let mut moto = Moto {
-                endpoint: format!("http://127.0.0.1:{port}"),
-                port,
-                log_path,
-                executable: executable.clone(),
-                child,
-            };
-            match moto.wait_until_ready() {
-                Ok(()) => return moto,
-                Err(e) => last_error = e,
-            }
+        let log_path = std::env::temp_dir().join(format!(
+            "zae-moto-{}-{}.log",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::SeqCst)
+        ));
+        let log = std::fs::File::create(&log_path).expect("creating the moto log file");
+        let child = Command::new(&executable)
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("duplicating the moto log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", executable.display()));
+        let mut moto = Moto { endpoint: String::new(), port: 0, log_path, executable, child };
+        if let Err(e) = moto.wait_until_ready() {
+            panic!("moto did not start: {e}");
         }
-        panic!("moto did not start: {last_error}");
+        moto
     }
 
     fn wait_until_ready(&mut self) -> Result<(), String> {
@@ -136,12 +141,18 @@ impl Moto {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("{} exited with {status}; output:\n{}", self.executable.display(), self.log()));
             }
-            if answers(self.port) {
+            if self.port == 0 {
+                if let Some(port) = bound_port(&self.log()) {
+                    self.port = port;
+                    self.endpoint = format!("http://127.0.0.1:{port}");
+                }
+            }
+            if self.port != 0 && answers(self.port) {
                 return Ok(());
             }
             if started.elapsed() > START_TIMEOUT {
                 return Err(format!(
-                    "{} did not answer on port {} within {START_TIMEOUT:?}; output:\n{}",
+                    "{} did not answer within {START_TIMEOUT:?} (port {}); output:\n{}",
                     self.executable.display(),
                     self.port,
                     self.log()
