@@ -205,11 +205,18 @@ impl TableReader {
 
     /// Every snapshot item (`#USAGE#` SK) of one entity's partition, or of
     /// every entity of the namespace through index GSI4 (which also holds the
-    /// entities' other items, left out here).
+    /// entities' other items, left out here). zae-limiter creates GSI3 and
+    /// GSI4 with `KEYS_ONLY` projection: the index gives the keys, and the
+    /// items are read from the table by key (docs/reading.md#commands).
     pub async fn snapshot_items(&mut self, ns: &str, entity: Option<&str>) -> Result<Vec<String>, String> {
         let items = match entity {
             Some(e) => self.query(None, &entity_pk(ns, e), &SortKey::Prefix("#USAGE#".into()), &[]).await?,
-            None => self.query(Some("GSI4"), ns, &SortKey::Prefix(format!("{ns}/ENTITY#")), &[]).await?,
+            None => {
+                let keys = self.query(Some("GSI4"), ns, &SortKey::Prefix(format!("{ns}/ENTITY#")), &[]).await?;
+                let keys: Vec<(String, String)> =
+                    keys.iter().filter(|i| is_usage_item(i)).filter_map(|i| table_key(i)).collect();
+                self.get(&keys).await?
+            }
         };
         Ok(items.into_iter().filter(|i| is_usage_item(i)).collect())
     }
@@ -349,6 +356,12 @@ fn range(prefix: &str, from: Option<&str>, to: Option<&str>) -> SortKey {
         (None, None) => SortKey::Prefix(prefix.to_string()),
         (f, t) => SortKey::Between(format!("{prefix}{}", f.unwrap_or("")), format!("{prefix}{}~", t.unwrap_or("~"))),
     }
+}
+
+/// The table key (`PK`, `SK`) of an item read as DynamoDB JSON.
+fn table_key(text: &str) -> Option<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some((v["PK"]["S"].as_str()?.to_string(), v["SK"]["S"].as_str()?.to_string()))
 }
 
 /// Whether an item read as DynamoDB JSON is a snapshot item (`#USAGE#` SK).
@@ -526,14 +539,22 @@ async fn list(
 }
 
 /// The resources of an entity, from its bucket items: current-format ones
-/// through index GSI3 (`GSI3PK = {ns}/ENTITY#{entity}`), old-format ones in
-/// the entity partition (`SK` beginning with `#BUCKET#`).
+/// through index GSI3 (`GSI3PK = {ns}/ENTITY#{entity}`; zae-limiter projects
+/// only the keys there, so the resource is read from the bucket's key,
+/// `{ns}/BUCKET#{entity}#{resource}#{shard}`), old-format ones in the entity
+/// partition (`SK` beginning with `#BUCKET#`, their `resource` attribute).
 async fn entity_resources(reader: &mut TableReader, namespace: &str, entity: &str) -> Result<BTreeSet<String>, String> {
     let pk = entity_pk(namespace, entity);
-    let mut items = reader.query(Some("GSI3"), &pk, &SortKey::Prefix("BUCKET#".into()), &["resource"]).await?;
-    items.extend(reader.query(None, &pk, &SortKey::Prefix("#BUCKET#".into()), &["resource"]).await?);
     let mut out = BTreeSet::new();
-    for text in items {
+    let prefix = format!("{namespace}/BUCKET#{entity}#");
+    for text in reader.query(Some("GSI3"), &pk, &SortKey::Prefix("BUCKET#".into()), &[]).await? {
+        let key = table_key(&text).ok_or("a GSI3 entry without a PK and SK string")?;
+        // The shard is the last `#` field; the resource may hold `#` itself.
+        if let Some((resource, _shard)) = key.0.strip_prefix(&prefix).and_then(|rest| rest.rsplit_once('#')) {
+            out.insert(resource.to_string());
+        }
+    }
+    for text in reader.query(None, &pk, &SortKey::Prefix("#BUCKET#".into()), &["resource"]).await? {
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("bucket item: {e}"))?;
         if let Some(r) = v["resource"]["S"].as_str() {
             out.insert(r.to_string());

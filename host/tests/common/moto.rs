@@ -207,8 +207,9 @@ impl Moto {
     }
 
     /// Create a table shaped like zae-limiter's: `PK`/`SK` strings, GSI2
-    /// (`GSI2PK`, `GSI2SK`), GSI3 (`GSI3PK`, `GSI3SK`) and GSI4 (`GSI4PK`,
-    /// `GSI4SK`) with ALL projection, on-demand billing, and a
+    /// (`GSI2PK`, `GSI2SK`) with ALL projection, GSI3 (`GSI3PK`, `GSI3SK`)
+    /// and GSI4 (`GSI4PK`, `GSI4SK`) with KEYS_ONLY projection (as
+    /// zae-limiter 0.13 and 0.17 create them), on-demand billing, and a
     /// NEW_AND_OLD_IMAGES stream.
     pub async fn create_table(&self, name: &str) {
         let string_attr = |n: &str| {
@@ -224,7 +225,11 @@ impl Moto {
             GlobalSecondaryIndex::builder()
                 .index_name(format!("GSI{n}"))
                 .set_key_schema(Some(key(&format!("GSI{n}PK"), &format!("GSI{n}SK"))))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(if n == 2 { ProjectionType::All } else { ProjectionType::KeysOnly })
+                        .build(),
+                )
                 .build()
                 .unwrap()
         };
