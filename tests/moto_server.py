@@ -10,11 +10,21 @@ a reader at the stream's end is handed the same records forever (never an
 empty page). DynamoDB's sequence numbers are unique and increasing per
 shard, so the fix numbers and appends under one lock (docs/testing.md#moto).
 Arguments are moto_server's own (`-H 127.0.0.1 -p PORT`).
+
+One addition for the local demo: with `ZAE_MOTO_CLOCK_FILE` set, a stream
+record's `ApproximateCreationDateTime` is moto's clock plus the number of
+seconds in that file (read at every record; none, or no file, is 0). The demo
+writes a negative offset while its client produces traffic for earlier months,
+so that the snapshot windows, which follow that timestamp, hold a history.
+Without the variable moto's clock is unchanged.
 """
 
+import datetime
+import os
 import sys
 import threading
 
+from moto.dynamodb.models import table as _table
 from moto.dynamodb.models.table import StreamShard
 from moto.server import main
 
@@ -28,6 +38,22 @@ def _add_numbered_once(self, *args, **kwargs):
 
 
 StreamShard.add = _add_numbered_once
+
+_clock_file = os.environ.get("ZAE_MOTO_CLOCK_FILE")
+_utcnow = _table.utcnow
+
+
+def _stream_clock():
+    try:
+        with open(_clock_file, encoding="ascii") as f:
+            offset = float(f.read().strip() or 0)
+    except (OSError, ValueError):
+        offset = 0.0
+    return _utcnow() + datetime.timedelta(seconds=offset)
+
+
+if _clock_file:
+    _table.utcnow = _stream_clock
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

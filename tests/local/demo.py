@@ -11,15 +11,22 @@ Steps:
  3. drive the zae-limiter 0.17.0 client library (from PyPI, pinned in
     requirements-demo.txt): stored limits for a few entities (which writes
     audit rows), then seeded `acquire` calls over two resources, some
-    rejected; then delete the audit rows, as their TTL would (moto does not
-    expire items);
+    rejected: first on three days of each of the last three complete
+    months (the demo's moto stamps those stream records on those days:
+    tests/moto_server.py, ZAE_MOTO_CLOCK_FILE), then now; then delete the
+    audit rows, as their TTL would (moto does not expire items);
  4. run `zae-aggregator poll --table zae-limiter --until-caught-up` with the
-    Lambda's environment variables: it reads the stream, shard by shard,
-    in Lambda-shaped batches (docs/poll.md);
- 5. print the usage snapshot items, the bucket items the run changed
+    Lambda's environment variables and the windows `hourly,daily`: it reads
+    the stream, shard by shard, in Lambda-shaped batches (docs/poll.md);
+ 5. print today's usage snapshot items, the bucket items the run changed
     (refills, shard doublings, propagated shards) and the archive objects
-    with their first NDJSON line; then check that the hourly and the daily
-    counters add up to exactly what the client consumed (exit 1 if not).
+    with their first NDJSON line;
+ 6. read the table back (docs/reading.md): `backfill --window monthly`
+    builds the monthly window, switched on late, from the daily items of the
+    settled months; `usage summary`; `usage average --months 3`, answered
+    from those monthly items; `reconcile`;
+ 7. check that every window's counters add up to exactly what the client
+    consumed in the months it covers (exit 1 if not).
 
 `--event FILE` instead runs one bundled batch through `zae-aggregator invoke`
 (the former main job). Only the zae-limiter client, boto3 and the standard
@@ -29,6 +36,7 @@ library are used.
 from __future__ import annotations
 
 import argparse
+import datetime
 import gzip
 import json
 import os
@@ -61,11 +69,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_moto(log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_moto(log_path: Path, clock_file: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """moto on a free loopback port. With `clock_file`, the stream records' timestamps are
+    moto's clock plus the seconds written in that file (tests/moto_server.py)."""
     exe = os.environ.get("ZAE_MOTO_SERVER") or str(Path(sys.executable).with_name("moto_server"))
     port = free_port()
     log = open(log_path, "wb")
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    env = {**os.environ, "ZAE_MOTO_CLOCK_FILE": str(clock_file)} if clock_file else None
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -104,7 +115,8 @@ def create_table(ddb) -> None:
                     {"AttributeName": f"GSI{n}PK", "KeyType": "HASH"},
                     {"AttributeName": f"GSI{n}SK", "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                # As zae-limiter creates them: GSI3 and GSI4 hold only the keys.
+                "Projection": {"ProjectionType": "ALL" if n == 2 else "KEYS_ONLY"},
             }
             for n in (2, 3, 4)
         ],
@@ -190,9 +202,12 @@ def main() -> int:
     ap.add_argument("--event", help="run this Lambda event JSON file through invoke instead of live traffic")
     ap.add_argument("--acquires", type=int, default=400, help="acquire calls of the live traffic")
     ap.add_argument("--seed", type=int, default=16, help="seed of the live traffic")
+    ap.add_argument("--history-months", type=int, default=3, help="complete months of earlier traffic")
+    ap.add_argument("--history-acquires", type=int, default=30, help="acquire calls per earlier day (3 days a month)")
     ap.add_argument("--fixture", default=str(ROOT / "tests" / "local" / "fixture.json"), help="starting table items")
     ap.add_argument("--now-ms", type=int, help="frozen clock (default: the bundled vector's now_ms)")
-    ap.add_argument("--windows", default="hourly,daily,monthly", help="SNAPSHOT_WINDOWS")
+    ap.add_argument("--windows", help="SNAPSHOT_WINDOWS (default: hourly,daily for poll, then backfill monthly; "
+                    "hourly,daily,monthly for --event)")
     args = ap.parse_args()
 
     now_ms = args.now_ms
@@ -201,7 +216,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="zae-demo-") as tmp:
         tmp = Path(tmp)
-        proc, endpoint = start_moto(tmp / "moto.log")
+        proc, endpoint = start_moto(tmp / "moto.log", tmp / "clock")
         try:
             if args.event is None:
                 return run_stream(args, endpoint, tmp)
@@ -211,9 +226,24 @@ def main() -> int:
             proc.wait()
 
 
-def drive_traffic(endpoint: str, acquires: int, seed: int) -> dict:
+MONTH = "%Y-%m"
+
+
+def history_days(now: datetime.datetime, months: int) -> list[datetime.datetime]:
+    """The 5th, 15th and 25th (10:00 UTC) of each of the `months` complete months before `now`."""
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    for _ in range(months):
+        first = (first - datetime.timedelta(days=1)).replace(day=1)
+        out = [first.replace(day=d, hour=10) for d in (5, 15, 25)] + out
+    return out
+
+
+def drive_traffic(endpoint: str, acquires: int, seed: int, days: list, per_day: int, clock: Path) -> dict:
     """Real client traffic: what the zae-limiter library writes for stored
-    limits and `acquire` calls. Returns the tokens consumed, by (entity,
+    limits and `acquire` calls, first `per_day` calls on each earlier day of
+    `days` (moto stamps their stream records on that day: `clock`), then
+    `acquires` calls now. Returns the tokens consumed, by (month, entity,
     resource, limit), counting only acquires that went through."""
     import warnings
 
@@ -234,28 +264,39 @@ def drive_traffic(endpoint: str, acquires: int, seed: int) -> dict:
     consumed: dict = {}
     created: set = set()
     rejected = 0
-    for _ in range(acquires):
-        e, r = rng.choice(entities), rng.choice(resources)
-        amounts = {"rpm": 1, "tpm": rng.randint(20, 900)}
-        try:
-            stored = r == "gpt-4o" and e in entities[:3]
-            with limiter.acquire(e, r, amounts, limits=None if stored else explicit):
-                pass
-        except RateLimitExceeded:
-            rejected += 1
-            continue
-        if (e, r) not in created:
-            # The acquire that creates the bucket writes an INSERT record: no old
-            # image, so no consumption to count (docs/specification.md#stream-records).
-            created.add((e, r))
-            continue
-        for name, n in amounts.items():
-            key = (e, r, name)
-            consumed[key] = consumed.get(key, 0) + n
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for day, n in [(d, per_day) for d in days] + [(None, acquires)]:
+        clock.write_text(str((day - now).total_seconds() if day else 0))
+        month = (day or now).strftime(MONTH)
+        for _ in range(n):
+            e, r = rng.choice(entities), rng.choice(resources)
+            amounts = {"rpm": 1, "tpm": rng.randint(20, 900)}
+            try:
+                stored = r == "gpt-4o" and e in entities[:3]
+                with limiter.acquire(e, r, amounts, limits=None if stored else explicit):
+                    pass
+            except RateLimitExceeded:
+                rejected += 1
+                continue
+            if (e, r) not in created:
+                # The acquire that creates the bucket writes an INSERT record: no old
+                # image, so no consumption to count (docs/specification.md#stream-records).
+                created.add((e, r))
+                continue
+            for name, amount in amounts.items():
+                key = (month, e, r, name)
+                consumed[key] = consumed.get(key, 0) + amount
+    clock.write_text("0")
+    total = acquires + per_day * len(days)
     print(
-        f"zae-limiter client: {acquires} acquires, {acquires - rejected} granted, {rejected} rejected, "
+        f"zae-limiter client: {total} acquires, {total - rejected} granted, {rejected} rejected, "
         f"{len(created)} of them created their bucket (not usage: an INSERT record)"
     )
+    if days:
+        print(
+            f"  {per_day * len(days)} of them on {len(days)} days of {days[0].strftime(MONTH)} to "
+            f"{days[-1].strftime(MONTH)} (moto stamps their stream records on those days), {acquires} now"
+        )
     return consumed
 
 
@@ -291,10 +332,21 @@ def lambda_env(windows: str) -> dict[str, str]:
     }
 
 
-def print_results(ddb, s3, before: dict) -> tuple[dict, list]:
+def print_results(ddb, s3, before: dict, since: str = "") -> tuple[dict, list]:
+    """Print the snapshot items (those whose window starts at or after `since`), the
+    changed bucket items and the archive objects; return the table and the archive rows."""
     after = scan(ddb)
     rows = snapshot_rows(after)
-    print(f"\nUsage snapshots ({len(rows)} items)")
+    if since:
+        earlier = [r for r in rows if r[4] < since]
+        by_window = {w: sum(1 for r in earlier if r[3] == w) for w in WINDOW_ORDER}
+        print(
+            f"\nUsage snapshots: {len(rows)} items; {len(earlier)} of them start before {since} "
+            f"({', '.join(f'{n} {w}' for w, n in by_window.items() if n)}); the others:"
+        )
+        rows = [r for r in rows if r[4] >= since]
+    else:
+        print(f"\nUsage snapshots ({len(rows)} items)")
     print(table(rows, ["namespace", "entity", "resource", "window", "window_start", "events", "counters (tokens)"]))
     rows = bucket_rows(before, after)
     print(f"\nBucket items changed ({len(rows)})")
@@ -311,11 +363,16 @@ def print_results(ddb, s3, before: dict) -> tuple[dict, list]:
     return after, rows
 
 
-def check_totals(after: dict, consumed: dict) -> list[str]:
-    """Per window, the snapshot counters summed over its items must equal
-    what the client consumed, by (entity, resource, limit)."""
+def check_totals(after: dict, consumed: dict, months: dict) -> list[str]:
+    """Per window, the snapshot counters summed over its items must equal what the client
+    consumed, by (entity, resource, limit), in the months that window covers (`months`:
+    window -> set of "YYYY-MM")."""
     problems = []
-    for window in ("hourly", "daily"):
+    for window, covered in months.items():
+        want: dict = {}
+        for (month, *key), n in consumed.items():
+            if month in covered:
+                want[tuple(key)] = want.get(tuple(key), 0) + n
         got: dict = {}
         for (pk, sk), it in after.items():
             if not sk.startswith("#USAGE#") or value(it.get("window", {"S": ""})) != window:
@@ -325,11 +382,29 @@ def check_totals(after: dict, consumed: dict) -> list[str]:
                 if "N" in v and k not in SNAPSHOT_METADATA:
                     key = (entity, value(it["resource"]), k)
                     got[key] = got.get(key, 0) + int(v["N"])
-        if got != consumed:
-            for key in sorted(set(got) | set(consumed)):
-                if got.get(key, 0) != consumed.get(key, 0):
-                    problems.append(f"{window} {key}: snapshots {got.get(key, 0)}, client consumed {consumed.get(key, 0)}")
+        for key in sorted(set(got) | set(want)):
+            if got.get(key, 0) != want.get(key, 0):
+                problems.append(f"{window} {key}: snapshots {got.get(key, 0)}, client consumed {want.get(key, 0)}")
     return problems
+
+
+def read_side(binary: str, env: dict, commands: list[list[str]]) -> int:
+    """Run read-side commands on the table, printing each with its output; the first failing exit code."""
+    code = 0
+    for read in commands:
+        print(f"\n$ zae-aggregator {' '.join(read)}")
+        out = subprocess.run([binary, *read, "--table", TABLE], env={**os.environ, **env, "LOG_LEVEL": "WARNING"},
+                             capture_output=True, text=True)
+        lines = (out.stdout + out.stderr).rstrip().splitlines()
+        held = [l for l in lines if l.startswith("zae-aggregator: held:")]
+        # One held period per (entity, resource) of the current month: show the first.
+        print("\n".join([l for l in lines if l not in held] + held[:1]))
+        if len(held) > 1:
+            print(f"zae-aggregator: ... {len(held) - 1} more held periods")
+        if out.returncode != 0:
+            print(f"exit code {out.returncode}")
+            code = code or out.returncode
+    return code
 
 
 def run_stream(args, endpoint: str, tmp: Path) -> int:
@@ -337,18 +412,21 @@ def run_stream(args, endpoint: str, tmp: Path) -> int:
     ddb, s3 = fresh_table(endpoint)
     print(f"moto on {endpoint}: table {TABLE} with a stream, bucket {BUCKET}")
     t0 = time.perf_counter()
-    consumed = drive_traffic(endpoint, args.acquires, args.seed)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    days = history_days(now, args.history_months)
+    consumed = drive_traffic(endpoint, args.acquires, args.seed, days, args.history_acquires, tmp / "clock")
     expired = expire_audit_rows(ddb)
     before = {k: v for k, v in scan(ddb).items()}
     print(f"  {len(before)} items, {expired} audit rows expired, in {time.perf_counter() - t0:.1f} s")
 
+    windows = args.windows or "hourly,daily"
     logs = tmp / "poll.log"
     checkpoint = tmp / "checkpoint.json"
     cmd = [args.binary, "poll", "--table", TABLE, "--until-caught-up", "--checkpoint", str(checkpoint)]
-    print(f"$ {' '.join(cmd)}")
+    print(f"$ SNAPSHOT_WINDOWS={windows} {' '.join(cmd)}")
     t0 = time.perf_counter()
     with open(logs, "wb") as log:
-        code = subprocess.run(cmd, env={**os.environ, **env, **lambda_env(args.windows)}, stdout=log, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(cmd, env={**os.environ, **env, **lambda_env(windows)}, stdout=log, stderr=subprocess.STDOUT).returncode
     wall = time.perf_counter() - t0
     lines = [json.loads(l) for l in logs.read_text().splitlines() if l.startswith("{")]
     stopped = [l for l in lines if l.get("message") == "Poll stopped"]
@@ -362,27 +440,63 @@ def run_stream(args, endpoint: str, tmp: Path) -> int:
         f"({sum(l['requests'] for l in invocations)} AWS requests), {s['retried_batches']} retried; "
         f"checkpoint {json.loads(checkpoint.read_text())['shards'] if checkpoint.exists() else '-'}"
     )
-    after, archive = print_results(ddb, s3, before)
-    # The read side on the same table (docs/reading.md): totals per window, and the windows' agreement.
-    for read in (["usage", "summary", "--entity", "user-0", "--format", "table", "--stats"], ["reconcile", "--format", "table"]):
-        cmd = [args.binary, *read, "--table", TABLE]
-        print(f"\n$ zae-aggregator {' '.join(read)}")
-        out = subprocess.run(cmd, env={**os.environ, **env, "LOG_LEVEL": "WARNING"}, capture_output=True, text=True)
-        print((out.stdout + out.stderr).rstrip())
-        if out.returncode != 0:
-            print(f"exit code {out.returncode}")
-            code = code or out.returncode
-    problems = check_totals(after, consumed)
+    today = now.strftime("%Y-%m-%d")
+    _, archive = print_results(ddb, s3, before, since=today)
+    # The read side on the same table (docs/reading.md). The monthly window was off while poll
+    # ran: backfill builds it from the daily items of the months that are settled (ended at
+    # least 25 hours ago), then the average of the last complete months is answered from them.
+    settled = {d.strftime(MONTH) for d in days if month_end(d) <= now - datetime.timedelta(hours=25)}
+    reads = [["usage", "summary", "--entity", "user-0", "--format", "table", "--stats"]]
+    if "monthly" not in windows.split(","):
+        reads.insert(0, ["backfill", "--window", "monthly", "--checkpoint", str(tmp / "backfill.json")])
+    if days:
+        reads.append(["usage", "average", "--entity", "user-0", "--months", str(args.history_months), "--format", "table", "--stats"])
+    reads.append(["reconcile", "--format", "table"])
+    code = read_side(args.binary, env, reads) or code
+    if days:
+        compare_library(endpoint, days)
+    after = scan(ddb)
+    every = {month for month, *_ in consumed}
+    problems = check_totals(after, consumed, {
+        "hourly": every,
+        "daily": every,
+        "monthly": every if "monthly" in windows.split(",") else settled,
+    })
     usage = sum(1 for (_, sk) in after if sk.startswith("#USAGE#"))
+    monthly = sum(1 for (_, sk) in after if sk.startswith("#USAGE#") and sk.endswith("#monthly"))
     archived = sum(int(r[2]) for r in archive)
     print(
-        f"\nsummary: records={s['records']} snapshots={usage} archive_objects={len(archive)} "
-        f"archived_events={archived} audit_rows_expired={expired} "
+        f"\nsummary: records={s['records']} snapshots={usage} monthly={monthly} settled_months={len(settled)} "
+        f"archive_objects={len(archive)} archived_events={archived} audit_rows_expired={expired} "
         f"totals={'equal' if not problems else 'DIFFERENT'}"
     )
     for p in problems:
         print("  " + p)
     return code if not problems else 1
+
+
+def compare_library(endpoint: str, days: list) -> None:
+    """The same question through zae-limiter's own reader: `get_usage_summary` of user-0 over
+    the hourly items of the months `usage average` covered (tests/local/usage_summary.py)."""
+    start = days[0].replace(day=1, hour=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (month_end(days[-1]) - datetime.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cmd = [sys.executable, str(ROOT / "tests" / "local" / "usage_summary.py"), "--endpoint", endpoint,
+           "--table", TABLE, "--entity", "user-0", "--window", "hourly", "--start", start, "--end", end]
+    out = subprocess.run(cmd, env={**os.environ, **aws_env(endpoint)}, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"\nzae-limiter get_usage_summary failed:\n{out.stderr.strip()}")
+        return
+    s = json.loads(out.stdout)
+    print(
+        f"\nzae-limiter 0.17.0 get_usage_summary(user-0, hourly, {start[:10]} to {end[:10]}): "
+        f"{s['snapshot_count']} hourly items summed, total {s['total']}; "
+        f"items read: {s['items']}, read units: {s['read_units']:g}, requests: {s['requests']}"
+    )
+
+
+def month_end(day: datetime.datetime) -> datetime.datetime:
+    """The first instant of the month after `day`'s."""
+    return (day.replace(day=28) + datetime.timedelta(days=4)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def run(args, now_ms: int, endpoint: str, tmp: Path) -> int:
@@ -406,7 +520,8 @@ def run(args, now_ms: int, endpoint: str, tmp: Path) -> int:
     with open(logs, "wb") as log:
         # With --output, the logs go to standard output (as on Lambda).
         code = subprocess.run(
-            cmd, env={**os.environ, **env, **lambda_env(args.windows)}, stdout=log, stderr=subprocess.STDOUT
+            cmd, env={**os.environ, **env, **lambda_env(args.windows or "hourly,daily,monthly")}, stdout=log,
+            stderr=subprocess.STDOUT
         ).returncode
     wall = time.perf_counter() - t0
     summary = [json.loads(l) for l in logs.read_text().splitlines() if '"Lambda invocation completed"' in l]

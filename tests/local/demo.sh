@@ -9,10 +9,12 @@
 # Installs the wasm32-wasip2 target (tests/env.sh) and a venv with the pinned
 # zae-limiter client library and moto server (requirements-demo.txt) if
 # missing, builds the binary (debug; ZAE_PROFILE=release for an optimised
-# one), starts moto on 127.0.0.1, drives the client, runs
-# `poll --until-caught-up` on the table's stream and prints the usage
-# snapshots, the buckets it refilled or re-sharded, and the archive objects;
-# exits 1 if the snapshot counters differ from what the client consumed.
+# one), starts moto on 127.0.0.1, drives the client (three earlier months
+# and now), runs `poll --until-caught-up` on the table's stream and prints
+# the usage snapshots, the buckets it refilled or re-sharded, and the archive
+# objects; then reads the table back (backfill of the monthly window, usage
+# summary and average, reconcile); exits 1 if any window's counters differ
+# from what the client consumed.
 # moto is stopped (by PID) on exit. Options: tests/local/demo.py --help.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
