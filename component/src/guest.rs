@@ -837,6 +837,25 @@ impl rd::Guest for Component {
                     summed_events: d.summed_events.to_string(),
                 })
                 .collect(),
+            consumption: rd::ConsumptionCheck {
+                checked: r.consumption.checked,
+                unchecked: r.consumption.unchecked,
+                exceeding: r
+                    .consumption
+                    .exceeding
+                    .into_iter()
+                    .map(|e| rd::ConsumptionExcess {
+                        namespace: e.namespace,
+                        entity: e.entity,
+                        resource: e.resource,
+                        limit: e.limit,
+                        hourly_items: e.hourly_items,
+                        hourly_tokens: e.hourly_tokens.to_string(),
+                        shards: e.shards,
+                        consumed_millitokens: e.consumed_millitokens.to_string(),
+                    })
+                    .collect(),
+            },
             skipped: skipped_to(r.skipped),
         })
     }
@@ -888,9 +907,29 @@ impl rd::Guest for Component {
                 summed_events,
             });
         }
+        let c = reconciliation.consumption;
+        let mut exceeding = Vec::with_capacity(c.exceeding.len());
+        for e in c.exceeding {
+            let (Ok(hourly_tokens), Ok(consumed_millitokens)) =
+                (e.hourly_tokens.parse(), e.consumed_millitokens.parse())
+            else {
+                return not_an_answer();
+            };
+            exceeding.push(crate::consumption::Excess {
+                namespace: e.namespace,
+                entity: e.entity,
+                resource: e.resource,
+                limit: e.limit,
+                hourly_items: e.hourly_items,
+                hourly_tokens,
+                shards: e.shards,
+                consumed_millitokens,
+            });
+        }
         usage::reconciliation_json(&usage::Reconciliation {
             checked: reconciliation.checked,
             drifts: out,
+            consumption: crate::consumption::ConsumptionCheck { checked: c.checked, unchecked: c.unchecked, exceeding },
             skipped: skipped_from(reconciliation.skipped),
         })
     }

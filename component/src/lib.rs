@@ -18,6 +18,7 @@ pub mod archive;
 pub mod bucket;
 pub mod clone;
 pub mod config;
+pub mod consumption;
 pub mod dead_letter;
 pub mod event;
 pub mod json;

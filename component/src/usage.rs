@@ -18,6 +18,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::consumption::{self, ConsumptionCheck};
 use crate::plan::write_json_str;
 use crate::snapshot::{RESERVED, WATERMARK_PREFIX};
 use crate::window::{format_iso, from_epoch_ms, parse_key, window_key, DateTime, Window};
@@ -608,13 +609,16 @@ pub struct Drift {
     pub summed_events: i128,
 }
 
-/// The comparison of each coarser window with the next finer one.
+/// The comparison of each coarser window with the next finer one, and of the hourly items with
+/// the bucket items' consumption counters.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reconciliation {
     /// Coarser periods compared (daily with hourly, monthly with daily).
     pub checked: u32,
     /// The periods that differ, by namespace, entity, resource, window and key.
     pub drifts: Vec<Drift>,
+    /// The hourly sums against the bucket items' `tc` (docs/reading.md#consumption-bound).
+    pub consumption: ConsumptionCheck,
     /// As in [`Rows`].
     pub skipped: Vec<Skipped>,
 }
@@ -649,13 +653,30 @@ fn period_end(coarse: Window, key: &str) -> String {
 pub fn reconcile(items: &[String], q: &Query) -> Result<Reconciliation, ReaderError> {
     let filter = Filter::new(&Query { window: None, from: None, to: None, ..q.clone() })?;
     let range = Filter::new(&Query { from: q.from.clone(), to: q.to.clone(), ..Query::default() })?;
-    let (all, skipped) = read_all(items);
+    let mut all = Vec::new();
+    let mut skipped = Vec::new();
+    let mut buckets = Vec::new();
+    for (i, text) in items.iter().enumerate() {
+        match read_item(text) {
+            Ok(r) => all.push(r),
+            Err(reason) => match consumption::read_bucket(text) {
+                Some(Ok(b)) => buckets.push(b),
+                Some(Err(why)) => skipped.push(Skipped { index: i as u32, reason: why }),
+                None => skipped.push(Skipped { index: i as u32, reason }),
+            },
+        }
+    }
+    let consumption = if q.window.is_none_or(|w| w == Window::Hourly) {
+        consumption::check(&all, &buckets, q)?
+    } else {
+        ConsumptionCheck::default()
+    };
     type Key = (String, String, String);
     let mut groups: BTreeMap<Key, Vec<Row>> = BTreeMap::new();
     for r in all.into_iter().filter(|r| filter.matches(r)) {
         groups.entry((r.namespace.clone(), r.entity.clone(), r.resource.clone())).or_default().push(r);
     }
-    let mut out = Reconciliation { skipped, ..Reconciliation::default() };
+    let mut out = Reconciliation { consumption, skipped, ..Reconciliation::default() };
     let pairs = [(Window::Hourly, Window::Daily), (Window::Daily, Window::Monthly)];
     for ((namespace, entity, resource), rows) in &groups {
         for (finer, coarse) in pairs {
@@ -1027,7 +1048,7 @@ pub fn average_json(a: &MonthlyAverage) -> String {
     out
 }
 
-/// `{"checked":N,"drifts":[...],"skipped":[...]}`.
+/// `{"checked":N,"drifts":[...],"consumption":{"checked":N,"unchecked":N,"exceeding":[...]},"skipped":[...]}`.
 pub fn reconciliation_json(r: &Reconciliation) -> String {
     let mut out = format!("{{\"checked\":{},\"drifts\":[", r.checked);
     for (i, d) in r.drifts.iter().enumerate() {
@@ -1048,7 +1069,25 @@ pub fn reconciliation_json(r: &Reconciliation) -> String {
             d.stored_events, d.summed_events
         ));
     }
-    out.push(']');
+    let c = &r.consumption;
+    out.push_str(&format!(
+        "],\"consumption\":{{\"checked\":{},\"unchecked\":{},\"exceeding\":[",
+        c.checked, c.unchecked
+    ));
+    for (i, e) in c.exceeding.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        write_key(&mut out, &e.namespace, &e.entity, &e.resource);
+        out.push_str(",\"limit\":");
+        write_json_str(&mut out, &e.limit);
+        out.push_str(&format!(
+            ",\"hourly_items\":{},\"hourly_tokens\":\"{}\",\"shards\":{},\"consumed_millitokens\":\"{}\"}}",
+            e.hourly_items, e.hourly_tokens, e.shards, e.consumed_millitokens
+        ));
+    }
+    out.push_str("]}");
     write_skipped(&mut out, &r.skipped);
     out.push('}');
     out

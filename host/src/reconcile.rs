@@ -72,10 +72,14 @@ pub async fn run(args: &ReconcileArgs, vars: &[(String, String)]) -> u8 {
         }
         return crate::cli::EXIT_BAD_INPUT;
     }
-    let items = match reader.snapshot_items(&ns, args.scope.entity.as_deref()).await {
+    let mut items = match reader.snapshot_items(&ns, args.scope.entity.as_deref()).await {
         Ok(i) => i,
         Err(m) => return fail(EXIT_READ_FAILED, &m),
     };
+    match reader.bucket_items(&ns, args.scope.entity.as_deref()).await {
+        Ok(buckets) => items.extend(buckets),
+        Err(m) => return fail(EXIT_READ_FAILED, &m),
+    }
     let items: Vec<&str> = items.iter().map(String::as_str).collect();
     let answer = match planner.reconcile(&items, query()).await {
         Ok(a) => a,
@@ -95,14 +99,19 @@ pub async fn run(args: &ReconcileArgs, vars: &[(String, String)]) -> u8 {
         eprintln!("{}", reader.stats.line());
     }
     match &reading {
-        Reading::Reconciliation(Ok(r)) if r.drifts.is_empty() => crate::cli::EXIT_OK,
+        Reading::Reconciliation(Ok(r)) if r.drifts.is_empty() && r.consumption.exceeding.is_empty() => {
+            crate::cli::EXIT_OK
+        }
         Reading::Reconciliation(Ok(_)) => EXIT_DRIFT,
         _ => crate::cli::EXIT_BAD_INPUT,
     }
 }
 
 /// `reconcile` as a table or CSV: one line per drifting counter of each
-/// drifting item (`total_events` included), with both values.
+/// drifting item (`total_events` included), with both values; then one line
+/// per hourly counter above its buckets' consumption, as window `buckets`:
+/// `stored` their `tc` summed (tokens, three decimals), `summed` the hourly
+/// sum, `items` the hourly items.
 pub fn reconciliation_text(r: &reader::Reconciliation, format: Format) -> String {
     let header = strings(&[
         "namespace",
@@ -149,9 +158,56 @@ pub fn reconciliation_text(r: &reader::Reconciliation, format: Format) -> String
             ]);
         }
     }
+    for e in &r.consumption.exceeding {
+        rows.push(vec![
+            e.namespace.clone(),
+            e.entity.clone(),
+            e.resource.clone(),
+            "buckets".to_string(),
+            String::new(),
+            "true".to_string(),
+            "hourly".to_string(),
+            e.hourly_items.to_string(),
+            e.limit.clone(),
+            millitokens_as_tokens(&e.consumed_millitokens),
+            e.hourly_tokens.clone(),
+        ]);
+    }
     let mut text = grid(&header, &rows, &right, format);
     if format == Format::Table {
+        let c = &r.consumption;
         let _ = writeln!(text, "checked {} periods, {} drifting", r.checked, r.drifts.len());
+        let _ = writeln!(
+            text,
+            "checked {} hourly counters against their buckets' consumption, {} above it, {} without a bucket",
+            c.checked,
+            c.exceeding.len(),
+            c.unchecked
+        );
     }
     text
+}
+
+/// A decimal count of millitokens as tokens with three decimals (`-1500` is `-1.500`).
+fn millitokens_as_tokens(millitokens: &str) -> String {
+    let (sign, digits) = match millitokens.strip_prefix('-') {
+        Some(d) => ("-", d),
+        None => ("", millitokens),
+    };
+    let padded = format!("{digits:0>4}");
+    let (whole, fraction) = padded.split_at(padded.len() - 3);
+    format!("{sign}{whole}.{fraction}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millitokens_as_tokens;
+
+    #[test]
+    fn millitokens_print_as_tokens_with_three_decimals() {
+        assert_eq!(millitokens_as_tokens("2999"), "2.999");
+        assert_eq!(millitokens_as_tokens("7"), "0.007");
+        assert_eq!(millitokens_as_tokens("-1500"), "-1.500");
+        assert_eq!(millitokens_as_tokens("1000000"), "1000.000");
+    }
 }

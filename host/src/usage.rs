@@ -221,6 +221,26 @@ impl TableReader {
         Ok(items.into_iter().filter(|i| is_usage_item(i)).collect())
     }
 
+    /// The bucket items of one entity (their keys through index GSI3,
+    /// `GSI3PK = {ns}/ENTITY#{entity}`, then the items by key, and old-format
+    /// `#BUCKET#` items of its partition), or of the namespace (their keys
+    /// through index GSI4, `GSI4PK = {ns}`, `begins_with(GSI4SK, "BUCKET#")`,
+    /// then the items by key). `reconcile` checks the hourly sums against them
+    /// (docs/reading.md#consumption-bound).
+    pub async fn bucket_items(&mut self, ns: &str, entity: Option<&str>) -> Result<Vec<String>, String> {
+        let (index, pk) = match entity {
+            Some(e) => ("GSI3", entity_pk(ns, e)),
+            None => ("GSI4", ns.to_string()),
+        };
+        let entries = self.query(Some(index), &pk, &SortKey::Prefix("BUCKET#".into()), &[]).await?;
+        let keys: Vec<(String, String)> = entries.iter().filter_map(|i| table_key(i)).collect();
+        let mut items = self.get(&keys).await?;
+        if let Some(e) = entity {
+            items.extend(self.query(None, &entity_pk(ns, e), &SortKey::Prefix("#BUCKET#".into()), &[]).await?);
+        }
+        Ok(items)
+    }
+
     /// Every item of a Query (all pages) as DynamoDB JSON maps: `index`
     /// `None` is the base table (`PK`, `SK`), `Some("GSI2")` uses `GSI2PK`,
     /// `GSI2SK`. `projection`: attribute names to return (all when empty).

@@ -7,6 +7,10 @@
 //!   item edited makes exactly its day drift, with both values (exit 1); then a daily item
 //!   deleted makes its day drift with the item absent, and its month drift against the
 //!   remaining daily sum; the table format names the counters with both values.
+//! * the same test, on the bucket items' consumption counters: every hourly counter of the
+//!   namespace is within its buckets' `tc` as the client left them; then one hour counted a
+//!   second time in all three windows alike (no drift between windows) is found above its
+//!   buckets' consumption (exit 1), in JSON and as a `buckets` line of the table.
 
 mod common;
 
@@ -55,6 +59,10 @@ async fn a_consistent_table_has_no_drift_and_each_injected_drift_is_found() {
     assert_eq!(v["skipped"], json!([]));
     assert_eq!(v["checked"], json!(daily + monthly), "every period of a table maintained from the start");
     assert!(err.contains("items read: "), "{err}");
+    let c = &v["consumption"];
+    assert_eq!(c["exceeding"], json!([]), "{c}");
+    assert!(c["checked"].as_u64().unwrap() > 0, "the hourly counters were checked against the buckets: {c}");
+    eprintln!("consumption bound, whole namespace: {c}");
 
     // One hourly item edited: exactly its day drifts, with both values.
     let h = truth
@@ -129,6 +137,44 @@ async fn a_consistent_table_has_no_drift_and_each_injected_drift_is_found() {
     let text = text.as_str().unwrap().to_string();
     assert!(text.starts_with("namespace"), "{text}");
     assert!(text.lines().any(|l| l.contains(&gone) && l.contains(" false ") && l.contains(" tpm ")), "{text}");
-    assert!(text.trim_end().ends_with("drifting"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("checked ") && l.ends_with("drifting")), "{text}");
+
+    // One hour of another entity counted again in every window (the windows still agree): only
+    // the bound against the buckets' consumption can see it.
+    let x = truth
+        .iter()
+        .find(|s| s.window == "hourly" && s.entity != h.entity && s.counters.get("tpm").is_some_and(|v| *v > 0))
+        .expect("an hourly item of another entity");
+    let x_pk = format!("{}/ENTITY#{}", x.ns, x.entity);
+    let (hour, day, month) = (x.window_start.clone(), &x.window_start[..10], &x.window_start[..7]);
+    for sk in [
+        format!("#USAGE#{}#{hour}", x.resource),
+        format!("#USAGE#{}#{day}T00:00:00Z#daily", x.resource),
+        format!("#USAGE#{}#{month}-01T00:00:00Z#monthly", x.resource),
+    ] {
+        moto.ddb_client()
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key(&x_pk, &sk)))
+            .update_expression("ADD tpm :lots")
+            .expression_attribute_values(":lots", AttributeValue::N("1000000000000".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (code, v, _) = reconcile(&moto, table, &["--entity", &x.entity, "--format", "json"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["drifts"], json!([]), "the windows agree with each other");
+    let exceeding = v["consumption"]["exceeding"].as_array().unwrap();
+    assert_eq!(exceeding.len(), 1, "{v}");
+    assert_eq!(
+        (exceeding[0]["resource"].as_str(), exceeding[0]["limit"].as_str()),
+        (Some(x.resource.as_str()), Some("tpm"))
+    );
+    let (code, text, _) = reconcile(&moto, table, &["--entity", &x.entity, "--format", "table"]);
+    assert_eq!(code, 1);
+    let text = text.as_str().unwrap().to_string();
+    assert!(text.lines().any(|l| l.contains(" buckets ") && l.contains(" tpm ")), "{text}");
+    assert!(text.contains("1 above it"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,7 @@ with the reason) unless
   * backfill wrote the monthly items, one or more per settled month;
   * `usage average` answered every resource of its entity, and when the three
     months are settled, from 3 monthly items each;
-  * reconcile found 0 drifting items;
+  * reconcile found 0 drifting items and no hourly counter above its buckets' consumption;
   * every window's totals equal what the client consumed (demo.py compares them);
   * every expired audit row is in an archive object.
 """
@@ -55,6 +55,9 @@ def main(path: str) -> int:
     drift = re.search(r"^checked (\d+) periods, (\d+) drifting", text, re.M)
     if not drift or int(drift.group(1)) == 0 or int(drift.group(2)) != 0:
         problems.append(f"reconcile: {drift.group(0) if drift else 'no summary line'}")
+    bound = re.search(r"^checked (\d+) hourly counters against their buckets' consumption, (\d+) above it", text, re.M)
+    if not bound or int(bound.group(1)) == 0 or int(bound.group(2)) != 0:
+        problems.append(f"reconcile: {bound.group(0) if bound else 'no consumption line'}")
     # Today's usage table rows: namespace entity resource window window_start events counters
     windows: dict = {}
     for m in re.finditer(r"^\S+\s+(user-\d+)\s+(\S+)\s+(hourly|daily|monthly)\s+\S+Z\s+\d+\s+\S+=", text, re.M):
@@ -73,6 +76,7 @@ def main(path: str) -> int:
             f"check_demo: ok: {granted} acquires, {records} records in {batches} batches, "
             f"{s['snapshots']} snapshot items ({monthly} monthly, backfilled) for {len(windows)} pairs today, "
             f"{len(average)} resources averaged, {drift.group(1)} periods reconciled, "
+            f"{bound.group(1)} hourly counters within their buckets' consumption, "
             f"{s['archived_events']} audit events archived"
         )
     return 1 if problems else 0

@@ -53,7 +53,9 @@ pub fn records_in(start: usize, len: usize, months: &[i64]) -> Vec<Value> {
 
 /// A table written by `zae-aggregator invoke` from the records (batches of
 /// 100, as Lambda delivers them after the template's filter), starting from
-/// the items the records imply and zae-limiter's namespace registry item.
+/// the items the records imply and zae-limiter's namespace registry item, and
+/// ending with the bucket items as the client left them (the last image of
+/// each; `reconcile` checks the hourly sums against their `tc`).
 pub async fn aggregated_table(moto: &Moto, table: &str, records: &[Value], dir: &Path) {
     aggregated_table_with(moto, table, records, dir, WINDOWS).await;
 }
@@ -71,6 +73,34 @@ pub async fn aggregated_table_with(moto: &Moto, table: &str, records: &[Value], 
         }
     }
     invoke_all(moto, table, records, dir, windows, "a");
+    put_final_buckets(moto, table, records).await;
+}
+
+/// Put each bucket item's last image among the records (what the client
+/// wrote last), delete those whose last record removed them.
+pub async fn put_final_buckets(moto: &Moto, table: &str, records: &[Value]) {
+    let mut last: std::collections::BTreeMap<(String, String), Option<&Value>> = Default::default();
+    for r in records {
+        let keys = &r["dynamodb"]["Keys"];
+        let (Some(pk), Some(sk)) = (keys["PK"]["S"].as_str(), keys["SK"]["S"].as_str()) else { continue };
+        if !(pk.contains("/BUCKET#") || sk.starts_with("#BUCKET#")) {
+            continue;
+        }
+        let image = (r["eventName"] != "REMOVE").then(|| &r["dynamodb"]["NewImage"]);
+        last.insert((pk.to_string(), sk.to_string()), image);
+    }
+    for ((pk, sk), image) in last {
+        match image {
+            Some(item) => moto.put_item(table, &item.to_string()).await,
+            None => {
+                let key = std::collections::HashMap::from([
+                    ("PK".to_string(), aws_sdk_dynamodb::types::AttributeValue::S(pk)),
+                    ("SK".to_string(), aws_sdk_dynamodb::types::AttributeValue::S(sk)),
+                ]);
+                moto.ddb_client().delete_item().table_name(table).set_key(Some(key)).send().await.unwrap();
+            }
+        }
+    }
 }
 
 /// Deliver `records` (after the template's filter) to `zae-aggregator invoke`

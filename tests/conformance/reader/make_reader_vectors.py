@@ -194,6 +194,28 @@ VECTORS = {
             item("u1", "gpt-4", "2024-03-01T00:00:00Z", "monthly", counters={"tpm": 19, "rpm": 1}, events=4),
         ],
     ),
+    "reconcile-consumption-bound": dict(
+        description="reconcile: the hourly sums against the bucket items' b_{limit}_tc, summed over "
+        "shards (current-format #STATE items and an old-format #BUCKET# item); 1000 x the hourly sum "
+        "may not exceed it: u1/gpt-4 tpm is within it, u1/gpt-4 rpm one millitoken short exceeds it, "
+        "u2/claude has no bucket (unchecked); wcu and {limit}#od are not compared; a bucket item "
+        "with a tc that is not an integer is skipped with its reason",
+        function="reconcile",
+        items=[
+            item("u1", "gpt-4", "2024-03-05T10:00:00Z", "hourly", counters={"tpm": 10, "rpm": 2, "tpm#od": 9}, events=2),
+            item("u1", "gpt-4", "2024-03-05T11:00:00Z", "hourly", counters={"tpm": 5, "rpm": 1}, events=2),
+            item("u1", "gpt-4", "2024-03-05T00:00:00Z", "daily", counters={"tpm": 15, "rpm": 3, "tpm#od": 9}, events=4),
+            item("u2", "claude", "2024-03-05T10:00:00Z", "hourly", counters={"tpm": 7}),
+            item("u3", "gpt-4", "2024-03-05T10:00:00Z", "hourly", counters={"tpm": 1}),
+            {"PK": {"S": "ns1/BUCKET#u1#gpt-4#0"}, "SK": {"S": "#STATE"}, "entity_id": {"S": "u1"},
+             "b_tpm_tc": {"N": "9000"}, "b_rpm_tc": {"N": "2000"}, "b_wcu_tc": {"N": "0"}, "shard_count": {"N": "2"}},
+            {"PK": {"S": "ns1/BUCKET#u1#gpt-4#1"}, "SK": {"S": "#STATE"}, "entity_id": {"S": "u1"},
+             "b_tpm_tc": {"N": "6500"}, "b_rpm_tc": {"N": "999"}, "shard_count": {"N": "2"}},
+            {"PK": {"S": "ns1/ENTITY#u3"}, "SK": {"S": "#BUCKET#gpt-4"}, "entity_id": {"S": "u3"},
+             "b_tpm_tc": {"N": "1000"}},
+            {"PK": {"S": "ns1/BUCKET#u4#gpt-4#0"}, "SK": {"S": "#STATE"}, "b_tpm_tc": {"S": "12"}},
+        ],
+    ),
     "reconcile-drifts": dict(
         description="reconcile: an edited hourly item makes its day drift; a missing daily item "
         "inside the span drifts with present=false and makes its month drift; upstream's "

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Node.js host of the zae-planner component (`zae:aggregator@0.5.0`, world
+// Node.js host of the zae-planner component (`zae:aggregator@0.6.0`, world
 // `aggregator`, interfaces `planner` and `reader`): runs every conformance vector through
 // the component transpiled with jco and checks the answer twice against the
 // vector's plan.json, byte for byte:
@@ -509,7 +509,7 @@ function patchGlue(js) {
 /**
  * Transpile the component with jco (instantiation mode, glue patched, cached
  * per component hash under gen/) and return a function that instantiates it
- * and returns its `planner` interface (`zae:aggregator/planner@0.5.0`: `plan`,
+ * and returns its `planner` interface (`zae:aggregator/planner@0.6.0`: `plan`,
  * `replanSnapshots`, `configFromEnv`, `renderPlan`, `renderError`), with the
  * `reader` interface as its `reader` property.
  */
@@ -552,10 +552,10 @@ async function load(componentPath) {
       (f) => typeof planner?.[f] !== "function",
     );
     if (missing.length > 0) {
-      throw new Error(`the component exports no planner interface with ${missing.join(", ")} (not zae:aggregator@0.5.0?)`);
+      throw new Error(`the component exports no planner interface with ${missing.join(", ")} (not zae:aggregator@0.6.0?)`);
     }
     if (typeof exports.reader?.reconcile !== "function") {
-      throw new Error("the component exports no reader interface (not zae:aggregator@0.5.0?)");
+      throw new Error("the component exports no reader interface (not zae:aggregator@0.6.0?)");
     }
     return Object.assign(Object.create(planner), { reader: exports.reader });
   };

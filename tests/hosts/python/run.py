@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python host of the zae-planner component (`zae:aggregator@0.5.0`, world
+"""Python host of the zae-planner component (`zae:aggregator@0.6.0`, world
 `aggregator`, interfaces `planner` and `reader`): runs every conformance vector through the
 component with wasmtime-py's component-model API and checks the answer twice
 against the vector's plan.json, byte for byte:
@@ -344,13 +344,13 @@ def read_outcome(r) -> Variant:
 # ---------------------------------------------------------------------------
 
 
-PLANNER = "zae:aggregator/planner@0.5.0"
-READER = "zae:aggregator/reader@0.5.0"
+PLANNER = "zae:aggregator/planner@0.6.0"
+READER = "zae:aggregator/reader@0.6.0"
 
 
 class Planner:
     """One instance of the component in its own store, with nothing granted; its functions are those of the
-    exported interface `zae:aggregator/planner@0.5.0`; `reader_func` gives those of `zae:aggregator/reader@0.5.0`."""
+    exported interface `zae:aggregator/planner@0.6.0`; `reader_func` gives those of `zae:aggregator/reader@0.6.0`."""
 
     def __init__(self, engine: Engine, component: Component, linker: Linker):
         self.stderr = tempfile.NamedTemporaryFile(prefix="zae-planner-stderr-")
