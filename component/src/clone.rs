@@ -237,6 +237,7 @@ fn emit(
             CloneDecision::Create(c) => {
                 let mut items = vec![TransactItem::Put(PutItem {
                     table_name: table.to_string(),
+                    base: None,
                     item: clone_item(rec, c.shard, new_count, &c.edits),
                     condition_expression: Some("attribute_not_exists(#pk)".into()),
                     names: vec![ExpressionName { placeholder: "#pk".into(), name: "PK".into() }],

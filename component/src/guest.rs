@@ -10,6 +10,8 @@ wit_bindgen::generate!({
     path: "../wit",
 });
 
+use std::sync::Arc;
+
 use exports::zae::aggregator::planner::Guest;
 use zae::aggregator::types as wit;
 
@@ -102,9 +104,35 @@ fn update_to(u: native::UpdateItem) -> wit::UpdateItem {
     }
 }
 
-fn put_to(p: native::PutItem) -> wit::PutItem {
+/// The images a plan's put-items share (`batch-plan.images`), each converted once: a put-item's
+/// `base` becomes the index of its image, by identity.
+#[derive(Default)]
+struct Images {
+    shared: Vec<Arc<Vec<native::Attribute>>>,
+    list: Vec<Vec<wit::Attribute>>,
+}
+
+impl Images {
+    fn index(&mut self, base: Option<Arc<Vec<native::Attribute>>>) -> Option<u32> {
+        let base = base?;
+        if let Some(i) = self.shared.iter().position(|b| Arc::ptr_eq(b, &base)) {
+            return Some(i as u32);
+        }
+        self.list.push(attrs_to((*base).clone()));
+        self.shared.push(base);
+        Some(self.list.len() as u32 - 1)
+    }
+}
+
+/// A put-item's base from `batch-plan.images`; an index outside them is an empty image.
+fn base_from(index: Option<u32>, images: &[Arc<Vec<native::Attribute>>]) -> Option<Arc<Vec<native::Attribute>>> {
+    index.map(|i| images.get(i as usize).cloned().unwrap_or_default())
+}
+
+fn put_to(p: native::PutItem, images: &mut Images) -> wit::PutItem {
     wit::PutItem {
         table_name: p.table_name,
+        base: images.index(p.base),
         item: attrs_to(p.item),
         condition_expression: p.condition_expression,
         names: names_to(p.names),
@@ -123,9 +151,10 @@ fn update_from(u: wit::UpdateItem) -> native::UpdateItem {
     }
 }
 
-fn put_from(p: wit::PutItem) -> native::PutItem {
+fn put_from(p: wit::PutItem, images: &[Arc<Vec<native::Attribute>>]) -> native::PutItem {
     native::PutItem {
         table_name: p.table_name,
+        base: base_from(p.base, images),
         item: attrs_from(p.item),
         condition_expression: p.condition_expression,
         names: names_from(p.names),
@@ -133,9 +162,9 @@ fn put_from(p: wit::PutItem) -> native::PutItem {
     }
 }
 
-fn transact_to(t: native::TransactItem) -> wit::TransactItem {
+fn transact_to(t: native::TransactItem, images: &mut Images) -> wit::TransactItem {
     match t {
-        native::TransactItem::Put(p) => wit::TransactItem::Put(put_to(p)),
+        native::TransactItem::Put(p) => wit::TransactItem::Put(put_to(p, images)),
         native::TransactItem::Update(u) => wit::TransactItem::Update(update_to(u)),
         native::TransactItem::ConditionCheck(c) => wit::TransactItem::ConditionCheck(wit::ConditionCheck {
             table_name: c.table_name,
@@ -147,9 +176,9 @@ fn transact_to(t: native::TransactItem) -> wit::TransactItem {
     }
 }
 
-fn transact_from(t: wit::TransactItem) -> native::TransactItem {
+fn transact_from(t: wit::TransactItem, images: &[Arc<Vec<native::Attribute>>]) -> native::TransactItem {
     match t {
-        wit::TransactItem::Put(p) => native::TransactItem::Put(put_from(p)),
+        wit::TransactItem::Put(p) => native::TransactItem::Put(put_from(p, images)),
         wit::TransactItem::Update(u) => native::TransactItem::Update(update_from(u)),
         wit::TransactItem::ConditionCheck(c) => native::TransactItem::ConditionCheck(native::ConditionCheck {
             table_name: c.table_name,
@@ -161,12 +190,12 @@ fn transact_from(t: wit::TransactItem) -> native::TransactItem {
     }
 }
 
-fn operation_to(op: native::Operation) -> wit::Operation {
+fn operation_to(op: native::Operation, images: &mut Images) -> wit::Operation {
     match op {
         native::Operation::UpdateItem(u) => wit::Operation::UpdateItem(update_to(u)),
-        native::Operation::PutItem(p) => wit::Operation::PutItem(put_to(p)),
+        native::Operation::PutItem(p) => wit::Operation::PutItem(put_to(p, images)),
         native::Operation::TransactWriteItems(items) => {
-            wit::Operation::TransactWriteItems(items.into_iter().map(transact_to).collect())
+            wit::Operation::TransactWriteItems(items.into_iter().map(|t| transact_to(t, images)).collect())
         }
         native::Operation::PutObject(o) => wit::Operation::PutObject(wit::PutObject {
             bucket: o.bucket,
@@ -178,12 +207,12 @@ fn operation_to(op: native::Operation) -> wit::Operation {
     }
 }
 
-fn operation_from(op: wit::Operation) -> native::Operation {
+fn operation_from(op: wit::Operation, images: &[Arc<Vec<native::Attribute>>]) -> native::Operation {
     match op {
         wit::Operation::UpdateItem(u) => native::Operation::UpdateItem(update_from(u)),
-        wit::Operation::PutItem(p) => native::Operation::PutItem(put_from(p)),
+        wit::Operation::PutItem(p) => native::Operation::PutItem(put_from(p, images)),
         wit::Operation::TransactWriteItems(items) => {
-            native::Operation::TransactWriteItems(items.into_iter().map(transact_from).collect())
+            native::Operation::TransactWriteItems(items.into_iter().map(|t| transact_from(t, images)).collect())
         }
         wit::Operation::PutObject(o) => native::Operation::PutObject(native::PutObject {
             bucket: o.bucket,
@@ -327,7 +356,7 @@ macro_rules! copy_fields {
     }};
 }
 
-fn write_to(w: native::Write) -> wit::Write {
+fn write_to(w: native::Write, images: &mut Images) -> wit::Write {
     wit::Write {
         id: w.id,
         purpose: purpose_to(w.purpose),
@@ -335,7 +364,7 @@ fn write_to(w: native::Write) -> wit::Write {
         on_condition_failure: on_failure_to(w.on_condition_failure),
         target: w.target,
         records: w.records,
-        operation: operation_to(w.operation),
+        operation: operation_to(w.operation, images),
         on_applied: w.on_applied.into_iter().map(log_to).collect(),
         on_failed: w.on_failed.into_iter().map(log_to).collect(),
     }
@@ -351,8 +380,11 @@ fn read_from(r: wit::Read) -> native::Read {
 
 fn plan_to(p: native::Plan) -> wit::BatchPlan {
     use wit::Counters;
+    let mut images = Images::default();
+    let writes = p.writes.into_iter().map(|w| write_to(w, &mut images)).collect();
     wit::BatchPlan {
-        writes: p.writes.into_iter().map(write_to).collect(),
+        writes,
+        images: images.list,
         reads: p.reads.into_iter().map(read_to).collect(),
         outcomes: p
             .outcomes
@@ -370,6 +402,7 @@ fn plan_to(p: native::Plan) -> wit::BatchPlan {
 
 fn plan_from(p: wit::BatchPlan) -> native::Plan {
     use native::Counters;
+    let images: Vec<Arc<Vec<native::Attribute>>> = p.images.into_iter().map(|i| Arc::new(attrs_from(i))).collect();
     native::Plan {
         writes: p
             .writes
@@ -381,7 +414,7 @@ fn plan_from(p: wit::BatchPlan) -> native::Plan {
                 on_condition_failure: on_failure_from(w.on_condition_failure),
                 target: w.target,
                 records: w.records,
-                operation: operation_from(w.operation),
+                operation: operation_from(w.operation, &images),
                 on_applied: w.on_applied.into_iter().map(log_from).collect(),
                 on_failed: w.on_failed.into_iter().map(log_from).collect(),
             })
@@ -522,7 +555,7 @@ impl Guest for Component {
             .into_iter()
             .map(|f| crate::RecordFailure { index: f.index, reason: f.reason, write_id: f.write_id })
             .collect();
-        crate::dead_letter(&b, &failures).map(|w| w.map(write_to)).map_err(error_to)
+        crate::dead_letter(&b, &failures).map(|w| w.map(|w| write_to(w, &mut Images::default()))).map_err(error_to)
     }
 
     fn config_from_env(vars: Vec<(String, String)>) -> Result<wit::Config, wit::ConfigError> {

@@ -306,9 +306,9 @@ fn key_string(attr: &str, json: &str) -> Result<String, String> {
     }
 }
 
-fn table_key(attrs: &[Attribute]) -> Result<(), String> {
+fn table_key<'a>(attrs: impl IntoIterator<Item = &'a Attribute> + Clone) -> Result<(), String> {
     for (name, max) in [("PK", MAX_PARTITION_KEY_BYTES), ("SK", MAX_SORT_KEY_BYTES)] {
-        let Some(a) = attrs.iter().find(|a| a.name == name) else {
+        let Some(a) = attrs.clone().into_iter().find(|a| a.name == name) else {
             return Err(format!("key attribute {name} is missing"));
         };
         key_value(name, &key_string(name, &a.value)?, max)?;
@@ -426,8 +426,8 @@ pub fn check_operation(op: &Operation) -> Result<(), String> {
             item_size(size)
         }
         Operation::PutItem(p) => {
-            table_key(&p.item)?;
-            for a in &p.item {
+            table_key(p.attributes())?;
+            for a in p.attributes() {
                 if let Some(max) = index_key_limit(&a.name) {
                     if let Ok(s) = key_string(&a.name, &a.value) {
                         key_value(&a.name, &s, max)?;
@@ -437,10 +437,10 @@ pub fn check_operation(op: &Operation) -> Result<(), String> {
             if let Some(c) = &p.condition_expression {
                 expression("ConditionExpression", c)?;
             }
-            for v in p.item.iter().chain(&p.values) {
+            for v in p.attributes().chain(&p.values) {
                 numbers_in(&v.value)?;
             }
-            item_size(p.item.iter().map(|a| a.name.len() + attr_size(&a.value)).sum())
+            item_size(p.attributes().map(|a| a.name.len() + attr_size(&a.value)).sum())
         }
     }
 }
@@ -579,6 +579,7 @@ mod tests {
                 Purpose::ShardPropagate,
                 Operation::PutItem(PutItem {
                     table_name: "t".into(),
+                    base: None,
                     item,
                     condition_expression: Some("attribute_not_exists(#pk)".into()),
                     names: vec![],

@@ -8,6 +8,8 @@
 //! U+0020 (`\b \t \n \f \r` short, the rest `\u00xx` lowercase); everything
 //! else is raw UTF-8. Every number in the plan is a `u32`.
 
+use std::sync::Arc;
+
 use crate::config::Config;
 
 /// A named DynamoDB attribute value; `value` is compact DynamoDB JSON.
@@ -71,7 +73,11 @@ pub struct UpdateItem {
 pub struct PutItem {
     /// Target table.
     pub table_name: String,
-    /// The item.
+    /// An image several put-items of the plan start from (shard propagation: the raised image,
+    /// once for every new shard; docs/specification.md#shard-propagation). `None`: `item` is
+    /// the whole item.
+    pub base: Option<Arc<Vec<Attribute>>>,
+    /// The item; with `base`, the attributes put over it (see [`PutItem::attributes`]).
     pub item: Vec<Attribute>,
     /// ConditionExpression.
     pub condition_expression: Option<String>,
@@ -79,6 +85,20 @@ pub struct PutItem {
     pub names: Vec<ExpressionName>,
     /// ExpressionAttributeValues.
     pub values: Vec<Attribute>,
+}
+
+impl PutItem {
+    /// The item written, attribute by attribute: `item` without a `base`; with one, `base` in
+    /// its order with each attribute that `item` also names taking `item`'s value in place,
+    /// then the attributes of `item` that `base` does not name, in `item`'s order. Nothing is
+    /// copied: a plan holds a shared image once however many items start from it.
+    pub fn attributes(&self) -> impl Iterator<Item = &Attribute> + Clone + '_ {
+        let base: &[Attribute] = self.base.as_deref().map_or(&[], Vec::as_slice);
+        let over = &self.item;
+        let replaced = base.iter().map(move |a| over.iter().find(|o| o.name == a.name).unwrap_or(a));
+        let added = over.iter().filter(move |o| !base.iter().any(|a| a.name == o.name));
+        replaced.chain(added)
+    }
 }
 
 /// S3 PutObject.
@@ -306,11 +326,15 @@ impl Write {
 
     /// The `(PK, SK)` strings of the item a DynamoDB write addresses.
     pub fn item_key(&self) -> Option<(String, String)> {
+        let put = |p: &PutItem| {
+            let get = |name: &str| p.attributes().find(|a| a.name == name).and_then(|a| string_value(&a.value));
+            Some((get("PK")?, get("SK")?))
+        };
         let attrs = match &self.operation {
             Operation::UpdateItem(u) => &u.key,
-            Operation::PutItem(p) => &p.item,
+            Operation::PutItem(p) => return put(p),
             Operation::TransactWriteItems(items) => match items.first()? {
-                TransactItem::Put(p) => &p.item,
+                TransactItem::Put(p) => return put(p),
                 TransactItem::Update(u) => &u.key,
                 TransactItem::ConditionCheck(c) => &c.key,
             },
@@ -712,9 +736,9 @@ pub fn base64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-fn write_attr_map(out: &mut String, attrs: &[Attribute]) {
+fn write_attr_map<'a>(out: &mut String, attrs: impl IntoIterator<Item = &'a Attribute>) {
     out.push('{');
-    for (i, a) in attrs.iter().enumerate() {
+    for (i, a) in attrs.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -776,7 +800,7 @@ fn write_put(out: &mut String, kind: &str, p: &PutItem) {
     out.push_str("\",\"table_name\":");
     write_json_str(out, &p.table_name);
     out.push_str(",\"item\":");
-    write_attr_map(out, &p.item);
+    write_attr_map(out, p.attributes());
     out.push_str(",\"condition_expression\":");
     write_opt_str(out, &p.condition_expression);
     out.push_str(",\"names\":");

@@ -14,6 +14,8 @@
 //! shard that may or may not exist both writes are planned; whichever order
 //! they run in, the result is the same (create with the new count, or raise).
 
+use std::sync::Arc;
+
 use crate::bucket::{bucket_pk, split_limit_attr, BucketRecord, BucketState, Format};
 use crate::event::{av_json, av_n, Image};
 use crate::json::Positions;
@@ -198,7 +200,8 @@ pub fn plan_propagation(
                 Purpose::ShardPropagate,
                 Operation::PutItem(PutItem {
                     table_name: table.to_string(),
-                    item: template.item(t),
+                    base: Some(template.image()),
+                    item: template.shard_keys(t),
                     condition_expression: Some("attribute_not_exists(#pk)".into()),
                     names: vec![ExpressionName { placeholder: "#pk".into(), name: "PK".into() }],
                     values: vec![],
@@ -250,12 +253,13 @@ impl CloneSource {
 /// The items of the new shards of one propagation: shard 0's NewImage with
 /// `shard_count` and per-shard tokens replaced once, and the positions of the
 /// four attributes that name the shard (`PK`, `GSI2SK`, `GSI3SK`, `GSI4SK`),
-/// filled in per shard. Building it is linear in the image; each item is one
-/// copy of it (docs/benchmarks.md#wide-images).
+/// filled in per shard. Building it is linear in the image; the plan's
+/// put-items share it as their `base` and carry only those four attributes
+/// each (docs/benchmarks.md#wide-images).
 #[derive(Debug, Clone)]
 pub struct CloneTemplate<'r> {
     src: &'r BucketRecord<'r>,
-    item: Vec<Attribute>,
+    item: Arc<Vec<Attribute>>,
     /// Positions in `item` of `PK`, `GSI2SK`, `GSI3SK`, `GSI4SK`.
     keys: [usize; 4],
 }
@@ -284,7 +288,8 @@ impl<'r> CloneTemplate<'r> {
                 }
             }
         };
-        let keys = ["PK", "GSI2SK", "GSI3SK", "GSI4SK"].map(|k| set(k.into(), String::new()));
+        // Placeholders (an empty string) until each shard's item names its shard.
+        let keys = ["PK", "GSI2SK", "GSI3SK", "GSI4SK"].map(|k| set(k.into(), Attribute::s("", "").value));
         // The sort key as parsed (a string), never an image value of another
         // shape: the new item must be addressable like shard 0.
         set("SK".into(), Attribute::s("", &src.sk).value);
@@ -294,11 +299,17 @@ impl<'r> CloneTemplate<'r> {
             set(format!("b_{name}_tk"), Attribute::n("", tk).value);
             set(format!("b_{name}_tc"), Attribute::n("", 0).value);
         }
-        CloneTemplate { src, item, keys }
+        CloneTemplate { src, item: Arc::new(item), keys }
     }
 
-    /// The item of new shard `t`.
-    pub fn item(&self, t: i128) -> Vec<Attribute> {
+    /// The image every new shard's item starts from (its four shard-naming attributes empty).
+    pub fn image(&self) -> Arc<Vec<Attribute>> {
+        Arc::clone(&self.item)
+    }
+
+    /// The four attributes that name new shard `t` (`PK`, `GSI2SK`, `GSI3SK`, `GSI4SK`), to
+    /// put over [`CloneTemplate::image`], where each has its place.
+    pub fn shard_keys(&self, t: i128) -> Vec<Attribute> {
         let (ns, e, r) = (&*self.src.ns, &*self.src.entity, &*self.src.resource);
         let values = [
             bucket_pk(ns, e, r, t),
@@ -306,9 +317,14 @@ impl<'r> CloneTemplate<'r> {
             format!("BUCKET#{r}#{t}"),
             format!("BUCKET#{e}#{r}#{t}"),
         ];
-        let mut item = self.item.clone();
-        for (&i, v) in self.keys.iter().zip(&values) {
-            item[i].value = Attribute::s("", v).value;
+        self.keys.iter().zip(&values).map(|(&i, v)| Attribute::s(&self.item[i].name, v)).collect()
+    }
+
+    /// The whole item of new shard `t` (a copy of the image).
+    pub fn item(&self, t: i128) -> Vec<Attribute> {
+        let mut item = (*self.item).clone();
+        for (&i, a) in self.keys.iter().zip(self.shard_keys(t)) {
+            item[i] = a;
         }
         item
     }

@@ -352,7 +352,7 @@ fn key(u: &UpdateItem) -> (String, String) {
 }
 
 fn item_attr<'a>(p: &'a PutItem, name: &str) -> Option<&'a str> {
-    p.item.iter().find(|a| a.name == name).map(|a| a.value.as_str())
+    p.attributes().find(|a| a.name == name).map(|a| a.value.as_str())
 }
 
 /// Placeholder tables of a write.
@@ -719,8 +719,9 @@ impl Table {
                 true
             }
             Operation::PutItem(p) => {
-                let item: Item = p.item.iter().map(|a| (a.name.clone(), av(&a.value))).collect();
-                let k = key_of(&p.item);
+                let whole: Vec<Attribute> = p.attributes().cloned().collect();
+                let item: Item = whole.iter().map(|a| (a.name.clone(), av(&a.value))).collect();
+                let k = key_of(&whole);
                 let ctx = Ctx { names: &p.names, values: &p.values };
                 if let Some(c) = &p.condition_expression {
                     if !eval_or(ctx, self.items.get(&k), c) {
@@ -1751,7 +1752,7 @@ fn propagation(plan: &Plan) -> Vec<(&'static str, String)> {
         .into_iter()
         .map(|w| match &w.operation {
             Operation::UpdateItem(u) => ("update", key(u).0),
-            Operation::PutItem(p) => ("put", key_of(&p.item).0),
+            Operation::PutItem(p) => ("put", key_of(&p.attributes().cloned().collect::<Vec<_>>()).0),
             other => panic!("{other:?}"),
         })
         .collect()
@@ -1791,7 +1792,7 @@ fn propagate_condition_failures_are_ignored() {
     existing["PK"] = s("ns/BUCKET#u1#gpt-4#2");
     existing["b_rpm_tk"] = n(123);
     table.seed(&existing);
-    let put2 = ws.iter().find(|w| matches!(&w.operation, Operation::PutItem(p) if key_of(&p.item).0.ends_with("#2")));
+    let put2 = ws.iter().find(|w| matches!(&w.operation, Operation::PutItem(p) if key_of(&p.attributes().cloned().collect::<Vec<_>>()).0.ends_with("#2")));
     assert!(!table.apply(put2.unwrap()));
     assert_eq!(table.attr("ns/BUCKET#u1#gpt-4#2", "#STATE", "b_rpm_tk"), Some(&n(123)));
 }
@@ -1825,7 +1826,7 @@ fn propagate_new_shard_puts_keep_attributes() {
     assert_eq!(condition(update), "shard_count < {\"N\":\"4\"}");
     for w in &ws[1..] {
         let p = put_item(w);
-        let shard = key_of(&p.item).0.rsplit('#').next().unwrap().to_string();
+        let shard = key_of(&p.attributes().cloned().collect::<Vec<_>>()).0.rsplit('#').next().unwrap().to_string();
         assert_eq!(item_attr(p, "GSI2PK"), Some(r#"{"S":"ns/RESOURCE#gpt-4"}"#));
         assert_eq!(item_attr(p, "GSI3PK"), Some(r#"{"S":"ns/ENTITY#u1"}"#));
         assert_eq!(s_of(item_attr(p, "GSI2SK").unwrap()), format!("BUCKET#u1#{shard}"));

@@ -1,5 +1,5 @@
 //! The contract: host bindings generated from `wit/planner.wit` (package
-//! `zae:aggregator@0.6.0`, world `aggregator`), and the few names and
+//! `zae:aggregator@0.7.0`, world `aggregator`), and the few names and
 //! renderings the host needs for logs. The host knows the planner only
 //! through these types.
 //!

@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
@@ -41,6 +42,9 @@ use crate::bindings::{
 };
 use crate::dynamo_json::{attrs_to_map, item_to_json};
 use crate::engine::Planner;
+
+/// A plan's shared item images (`batch-plan.images`), for every request task.
+type Images = Arc<Vec<Vec<Attribute>>>;
 
 /// Tuning of an [`Executor`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -682,7 +686,7 @@ impl Executor {
         writes: Vec<Write>,
         outcomes: &[RecordOutcome],
     ) -> Report {
-        self.execute_plan(planner, batch, writes, &[], outcomes).await
+        self.execute_plan(planner, batch, writes, Vec::new(), &[], outcomes).await
     }
 
     /// [`Executor::execute`] for a plan that also asks for reads: once the
@@ -690,16 +694,23 @@ impl Executor {
     /// concurrently), their results go to `planner.plan_after_reads`, and the
     /// writes it answers are executed the same way (their results extend the
     /// report's `writes`, by id).
+    ///
+    /// `images` are the plan's shared item images (`batch-plan.images`),
+    /// which its put-items may start from (`put-item.base`); each request
+    /// builds its item from them when it is sent, so the plan's new shard
+    /// items are never all in memory at once.
     pub async fn execute_plan(
         &self,
         planner: &Planner,
         batch: &Batch<'_>,
         writes: Vec<Write>,
+        images: Vec<Vec<Attribute>>,
         reads: &[Read],
         outcomes: &[RecordOutcome],
     ) -> Report {
+        let images: Images = Arc::new(images);
         let mut report = Report { writes: vec![WriteResult::Pending; writes.len()], ..Report::default() };
-        let mut metas = self.run_writes(planner, batch, writes, outcomes, &mut report).await;
+        let mut metas = self.run_writes(planner, batch, writes, &images, outcomes, &mut report).await;
         if !reads.is_empty() && !self.time_is_up() {
             let results = self.read_all(reads).await;
             report.reads += count(reads.len());
@@ -724,7 +735,7 @@ impl Executor {
                             bad.len()
                         ));
                     }
-                    metas.extend(self.run_writes(planner, batch, ok, outcomes, &mut report).await);
+                    metas.extend(self.run_writes(planner, batch, ok, &Images::default(), outcomes, &mut report).await);
                     // Slots of ids the answer skipped never had a write.
                     for slot in report.writes.iter_mut().skip(first) {
                         if *slot == WriteResult::Pending {
@@ -800,13 +811,14 @@ impl Executor {
         planner: &Planner,
         batch: &Batch<'_>,
         writes: Vec<Write>,
+        images: &Images,
         outcomes: &[RecordOutcome],
         report: &mut Report,
     ) -> Vec<WriteMeta> {
         let (metas, ops): (Vec<WriteMeta>, Vec<Operation>) = writes.into_iter().map(WriteMeta::split).unzip();
         let resolve: Vec<bool> =
             metas.iter().map(|m| m.on_condition_failure == OnConditionFailure::ResolveWatermarks).collect();
-        let attempts = self.run_ordered(ops.into_iter().zip(resolve).collect()).await;
+        let attempts = self.run_ordered(ops.into_iter().zip(resolve).collect(), images).await;
         let mut conflicts = Conflicts::default();
         for (meta, attempt) in metas.iter().zip(attempts) {
             if attempt.sent {
@@ -888,7 +900,7 @@ impl Executor {
             }
         };
         let (meta, op) = WriteMeta::split(write);
-        let attempt = self.run(vec![(op, false)]).await.pop();
+        let attempt = self.run(vec![(op, false)], &Images::default()).await.pop();
         match attempt {
             Some(Attempt { sent, outcome: Outcome::Applied }) => {
                 report.requests += u32::from(sent);
@@ -973,7 +985,7 @@ impl Executor {
                 .iter()
                 .map(|w| (w.operation.clone(), w.on_condition_failure == OnConditionFailure::ResolveWatermarks))
                 .collect();
-            let attempts = self.run(ops).await;
+            let attempts = self.run(ops, &Images::default()).await;
             let sent = attempts.iter().filter(|a| a.sent).count() as u32;
             report.requests += sent;
             report.replanned_writes += sent;
@@ -1009,21 +1021,21 @@ impl Executor {
     /// one bucket all check the owner's META item, and may debit donors the
     /// plan's updates also raise); run concurrently, DynamoDB would cancel
     /// all but one of them (`TransactionConflict`). Results in input order.
-    async fn run_ordered(&self, ops: Vec<(Operation, bool)>) -> Vec<Attempt> {
+    async fn run_ordered(&self, ops: Vec<(Operation, bool)>, images: &Images) -> Vec<Attempt> {
         let is_tx = |op: &Operation| matches!(op, Operation::TransactWriteItems(_));
         if !ops.iter().any(|(op, _)| is_tx(op)) {
-            return self.run(ops).await;
+            return self.run(ops, images).await;
         }
         let total = ops.len();
         type Indexed = Vec<(usize, (Operation, bool))>;
         let (txs, rest): (Indexed, Indexed) = ops.into_iter().enumerate().partition(|(_, (op, _))| is_tx(op));
         let mut results: Vec<Option<Attempt>> = (0..total).map(|_| None).collect();
         let (rest_index, rest_ops): (Vec<usize>, Vec<(Operation, bool)>) = rest.into_iter().unzip();
-        for (i, attempt) in rest_index.into_iter().zip(self.run(rest_ops).await) {
+        for (i, attempt) in rest_index.into_iter().zip(self.run(rest_ops, images).await) {
             results[i] = Some(attempt);
         }
         for (i, op) in txs {
-            results[i] = self.run(vec![op]).await.pop();
+            results[i] = self.run(vec![op], images).await.pop();
         }
         results
             .into_iter()
@@ -1034,7 +1046,7 @@ impl Executor {
     /// Send each operation (with whether it resolves watermarks)
     /// concurrently, at most `concurrency` at once; results in order. Each
     /// operation is moved into its task.
-    async fn run(&self, ops: Vec<(Operation, bool)>) -> Vec<Attempt> {
+    async fn run(&self, ops: Vec<(Operation, bool)>, images: &Images) -> Vec<Attempt> {
         let limit = self.options.concurrency.max(1);
         let total = ops.len();
         let mut results: Vec<Option<Attempt>> = (0..total).map(|_| None).collect();
@@ -1050,11 +1062,13 @@ impl Executor {
                     results[index] = Some(Attempt { sent: false, outcome: Outcome::Failed(failure) });
                     continue;
                 }
-                let (ddb, s3) = (self.ddb.clone(), self.s3.clone());
+                let (ddb, s3, images) = (self.ddb.clone(), self.s3.clone(), Arc::clone(images));
                 let handle = tasks.spawn(async move {
                     let attempt = match deadline {
-                        None => send(&ddb, &s3, op, resolve).await,
-                        Some(at) => match tokio::time::timeout_at(at.into(), send(&ddb, &s3, op, resolve)).await {
+                        None => send(&ddb, &s3, op, resolve, &images).await,
+                        Some(at) => match tokio::time::timeout_at(at.into(), send(&ddb, &s3, op, resolve, &images))
+                            .await
+                        {
                             Ok(attempt) => attempt,
                             Err(_) => {
                                 Attempt { sent: true, outcome: Outcome::Failed(Failure::transient(DEADLINE_STOPPED)) }
@@ -1103,12 +1117,18 @@ fn env_set(name: &str) -> bool {
 }
 
 /// Send one request (an object's body is moved into the request, not copied).
-async fn send(ddb: &aws_sdk_dynamodb::Client, s3: &aws_sdk_s3::Client, op: Operation, resolve: bool) -> Attempt {
+async fn send(
+    ddb: &aws_sdk_dynamodb::Client,
+    s3: &aws_sdk_s3::Client,
+    op: Operation,
+    resolve: bool,
+    images: &[Vec<Attribute>],
+) -> Attempt {
     let result = match op {
         Operation::UpdateItem(u) => update_item(ddb, &u, resolve).await,
-        Operation::PutItem(p) => put_item(ddb, &p, resolve).await,
+        Operation::PutItem(p) => put_item(ddb, &p, resolve, images).await,
         Operation::PutObject(o) => put_object(s3, o).await,
-        Operation::TransactWriteItems(items) => transact_write_items(ddb, &items).await,
+        Operation::TransactWriteItems(items) => transact_write_items(ddb, &items, images).await,
     };
     match result {
         Ok(outcome) => {
@@ -1176,8 +1196,28 @@ async fn update_item(ddb: &aws_sdk_dynamodb::Client, u: &UpdateItem, resolve: bo
     })
 }
 
-async fn put_item(ddb: &aws_sdk_dynamodb::Client, p: &PutItem, resolve: bool) -> Result<Outcome, String> {
-    let item = attrs_to_map(&p.item).map_err(|e| format!("invalid item: {e}"))?;
+/// The item a put-item writes: its `item`, or with a `base`, that image of
+/// the plan with `item` put over it (the contract's `put-item.base`).
+fn put_attributes(
+    p: &PutItem,
+    images: &[Vec<Attribute>],
+) -> Result<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, String> {
+    let Some(i) = p.base else { return attrs_to_map(&p.item).map_err(|e| format!("invalid item: {e}")) };
+    let base = images
+        .get(i as usize)
+        .ok_or_else(|| format!("invalid item: its base image {i} is not among the plan's {} images", images.len()))?;
+    let mut item = attrs_to_map(base).map_err(|e| format!("invalid item: {e}"))?;
+    item.extend(attrs_to_map(&p.item).map_err(|e| format!("invalid item: {e}"))?);
+    Ok(item)
+}
+
+async fn put_item(
+    ddb: &aws_sdk_dynamodb::Client,
+    p: &PutItem,
+    resolve: bool,
+    images: &[Vec<Attribute>],
+) -> Result<Outcome, String> {
+    let item = put_attributes(p, images)?;
     let mut req = ddb
         .put_item()
         .table_name(&p.table_name)
@@ -1203,7 +1243,11 @@ async fn put_item(ddb: &aws_sdk_dynamodb::Client, p: &PutItem, resolve: bool) ->
 /// `None` or `ConditionalCheckFailed` is a failed condition (the planned
 /// transaction met an item that had moved on); any other reason
 /// (`TransactionConflict`, throttling, ...) fails the write like any error.
-async fn transact_write_items(ddb: &aws_sdk_dynamodb::Client, items: &[TransactItem]) -> Result<Outcome, String> {
+async fn transact_write_items(
+    ddb: &aws_sdk_dynamodb::Client,
+    items: &[TransactItem],
+    images: &[Vec<Attribute>],
+) -> Result<Outcome, String> {
     use aws_sdk_dynamodb::types::{self as ty, TransactWriteItem};
     let mut actions = Vec::with_capacity(items.len());
     for item in items {
@@ -1211,7 +1255,7 @@ async fn transact_write_items(ddb: &aws_sdk_dynamodb::Client, items: &[TransactI
             TransactItem::Put(p) => TransactWriteItem::builder().put(
                 ty::Put::builder()
                     .table_name(&p.table_name)
-                    .set_item(Some(attrs_to_map(&p.item).map_err(|e| format!("invalid item: {e}"))?))
+                    .set_item(Some(put_attributes(p, images)?))
                     .set_condition_expression(p.condition_expression.clone())
                     .set_expression_attribute_names(names_map(&p.names)?)
                     .set_expression_attribute_values(values_map(&p.values)?)
@@ -1376,6 +1420,28 @@ impl fmt::Display for RecordList<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_put_item_with_a_base_writes_the_image_with_its_attributes_put_over_it() {
+        let a = |name: &str, value: &str| Attribute { name: name.into(), value: value.into() };
+        let images = vec![vec![a("PK", r#"{"S":""}"#), a("SK", r##"{"S":"#STATE"}"##), a("b_x_tk", r#"{"N":"5"}"#)]];
+        let put = |base: Option<u32>| PutItem {
+            table_name: "t".into(),
+            base,
+            item: vec![a("PK", r#"{"S":"ns/BUCKET#e#r#2"}"#), a("GSI2SK", r#"{"S":"BUCKET#e#2"}"#)],
+            condition_expression: None,
+            names: vec![],
+            values: vec![],
+        };
+        let item = put_attributes(&put(Some(0)), &images).unwrap();
+        assert_eq!(item.len(), 4, "{item:?}");
+        assert_eq!(item["PK"].as_s().unwrap(), "ns/BUCKET#e#r#2");
+        assert_eq!(item["SK"].as_s().unwrap(), "#STATE");
+        assert_eq!(item["b_x_tk"].as_n().unwrap(), "5");
+        assert_eq!(put_attributes(&put(None), &images).unwrap().len(), 2, "no base: the item alone");
+        let missing = put_attributes(&put(Some(1)), &images).unwrap_err();
+        assert!(missing.contains("base image 1 is not among the plan's 1 images"), "{missing}");
+    }
 
     fn write(id: u32, on: OnConditionFailure, records: Vec<u32>) -> Write {
         Write {

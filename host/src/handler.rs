@@ -190,8 +190,9 @@ pub async fn invoke_until(
 
     let writes_planned = plan.writes.len();
     let writes = std::mem::take(&mut plan.writes);
+    let images = std::mem::take(&mut plan.images);
     let reads = std::mem::take(&mut plan.reads);
-    let report = executor.execute_plan(&planner, &batch, writes, &reads, &plan.outcomes).await;
+    let report = executor.execute_plan(&planner, &batch, writes, images, &reads, &plan.outcomes).await;
     logging::emit_plan_logs(&report.replan_logs, threshold);
     logging::emit_plan_logs(&report.write_logs, threshold);
     if let Some(first) = report.deployment_errors.first() {

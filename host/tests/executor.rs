@@ -760,6 +760,7 @@ fn clone_transaction(table: &str, check_pgen: i64) -> zae_aggregator::bindings::
         records: vec![0],
         operation: Operation::TransactWriteItems(vec![
             TransactItem::Put(PutItem {
+                base: None,
                 table_name: table.into(),
                 item: vec![
                     a("PK", r#"{"S":"ns/BUCKET#e#r#1"}"#),

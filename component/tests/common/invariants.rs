@@ -232,7 +232,7 @@ fn attr<'w>(attrs: &'w [Attribute], name: &str) -> Option<&'w Attribute> {
 fn key_of(w: &Write) -> (String, String) {
     let attrs = match &w.operation {
         Operation::UpdateItem(u) => &u.key,
-        Operation::PutItem(p) => &p.item,
+        Operation::PutItem(_) => return w.item_key().unwrap_or_else(|| panic!("put {} names no PK and SK", w.id)),
         Operation::PutObject(_) => panic!("write {} ({:?}) is a PutObject", w.id, w.purpose),
         Operation::TransactWriteItems(_) => {
             let (pk, sk) = w.item_key().unwrap_or_else(|| panic!("transaction {} names no item", w.id));
@@ -336,7 +336,7 @@ fn check_limits(w: &Write) {
             exprs.extend(u.condition_expression.as_deref());
             (u.key.iter().collect(), exprs)
         }
-        Operation::PutItem(p) => (p.item.iter().collect(), p.condition_expression.as_deref().into_iter().collect()),
+        Operation::PutItem(p) => (p.attributes().collect(), p.condition_expression.as_deref().into_iter().collect()),
         Operation::PutObject(o) => {
             assert!(o.key.len() <= 1024, "write {}: S3 key of {} bytes", w.id, o.key.len());
             return;
@@ -360,7 +360,7 @@ fn check_limits(w: &Write) {
     let mut gsi: Vec<(String, &Attribute)> = Vec::new();
     match &w.operation {
         Operation::PutItem(p) => {
-            for a in &p.item {
+            for a in p.attributes() {
                 if GSI_KEYS.contains(&a.name.as_str()) {
                     gsi.push((a.name.clone(), a));
                 }

@@ -42,7 +42,7 @@ pub async fn plan(batch: &wit::Batch<'_>) -> wit::BatchPlan {
 /// Execute a copy of `plan`'s writes (the plan stays usable for a second
 /// execution or for assertions).
 pub async fn execute(exec: &Executor, batch: &wit::Batch<'_>, plan: &wit::BatchPlan) -> Report {
-    exec.execute(planner(), batch, plan.writes.clone(), &plan.outcomes).await
+    exec.execute_plan(planner(), batch, plan.writes.clone(), plan.images.clone(), &[], &plan.outcomes).await
 }
 
 /// The `(PK, SK)` strings of a write's item, from its key attributes.

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Node.js host of the zae-planner component (`zae:aggregator@0.6.0`, world
+// Node.js host of the zae-planner component (`zae:aggregator@0.7.0`, world
 // `aggregator`, interfaces `planner` and `reader`): runs every conformance vector through
 // the component transpiled with jco and checks the answer twice against the
 // vector's plan.json, byte for byte:
@@ -89,13 +89,26 @@ const names = (items) => `{${items.map((n) => `${str(n.placeholder)}:${str(n.nam
 /** Standard base64 (RFC 4648, `+/`, `=` padding) of a `list<u8>`. */
 const base64 = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
 
+/**
+ * The attributes a put-item writes: its `item`, or with a `base`, that image of the plan with
+ * `item` put over it (an attribute the image names keeps its place, the others follow).
+ */
+function putAttributes(v, images) {
+  if (v.base === undefined || v.base === null) return v.item;
+  const base = images[v.base] ?? [];
+  const over = new Map(v.item.map((a) => [a.name, a]));
+  const merged = base.map((a) => over.get(a.name) ?? a);
+  const named = new Set(base.map((a) => a.name));
+  return merged.concat(v.item.filter((a) => !named.has(a.name)));
+}
+
 /** A transaction action: `put`, `update` or `condition-check`. */
-function transactItem(t) {
+function transactItem(t, images) {
   const v = t.val;
   switch (t.tag) {
     case "put":
     case "update":
-      return operation({ tag: t.tag === "put" ? "put-item" : "update-item", val: v }, t.tag);
+      return operation({ tag: t.tag === "put" ? "put-item" : "update-item", val: v }, t.tag, images);
     case "condition-check":
       return obj([
         ["type", str(t.tag)],
@@ -110,13 +123,13 @@ function transactItem(t) {
   }
 }
 
-function operation(op, typeName = op.tag) {
+function operation(op, typeName = op.tag, images = []) {
   const v = op.val;
   switch (op.tag) {
     case "transact-write-items":
       return obj([
         ["type", str(op.tag)],
-        ["items", list(v, transactItem)],
+        ["items", list(v, (t) => transactItem(t, images))],
       ]);
     case "update-item":
       return obj([
@@ -132,7 +145,7 @@ function operation(op, typeName = op.tag) {
       return obj([
         ["type", str(typeName)],
         ["table_name", str(v.tableName)],
-        ["item", spliced(v.item)],
+        ["item", spliced(putAttributes(v, images))],
         ["condition_expression", optStr(v.conditionExpression)],
         ["names", names(v.names)],
         ["values", spliced(v.values)],
@@ -151,7 +164,7 @@ function operation(op, typeName = op.tag) {
   }
 }
 
-const write = (w) =>
+const write = (w, images) =>
   obj([
     ["id", u32(w.id)],
     ["purpose", str(w.purpose)],
@@ -159,7 +172,7 @@ const write = (w) =>
     ["on_condition_failure", str(w.onConditionFailure)],
     ["target", str(w.target)],
     ["records", list(w.records, u32)],
-    ["operation", operation(w.operation)],
+    ["operation", operation(w.operation, w.operation.tag, images)],
     ["on_applied", list(w.onApplied, log)],
     ["on_failed", list(w.onFailed, log)],
   ]);
@@ -213,7 +226,7 @@ export function renderPlan(p) {
   // `reads` only when there are some: plans of contract 0.2.0 render unchanged.
   const reads = p.reads.length > 0 ? [["reads", list(p.reads, read)]] : [];
   return obj([
-    ["writes", list(p.writes, write)],
+    ["writes", list(p.writes, (w) => write(w, p.images))],
     ...reads,
     ["outcomes", list(p.outcomes, outcome)],
     ["logs", list(p.logs, log)],
@@ -509,7 +522,7 @@ function patchGlue(js) {
 /**
  * Transpile the component with jco (instantiation mode, glue patched, cached
  * per component hash under gen/) and return a function that instantiates it
- * and returns its `planner` interface (`zae:aggregator/planner@0.6.0`: `plan`,
+ * and returns its `planner` interface (`zae:aggregator/planner@0.7.0`: `plan`,
  * `replanSnapshots`, `configFromEnv`, `renderPlan`, `renderError`), with the
  * `reader` interface as its `reader` property.
  */
@@ -552,10 +565,10 @@ async function load(componentPath) {
       (f) => typeof planner?.[f] !== "function",
     );
     if (missing.length > 0) {
-      throw new Error(`the component exports no planner interface with ${missing.join(", ")} (not zae:aggregator@0.6.0?)`);
+      throw new Error(`the component exports no planner interface with ${missing.join(", ")} (not zae:aggregator@0.7.0?)`);
     }
     if (typeof exports.reader?.reconcile !== "function") {
-      throw new Error("the component exports no reader interface (not zae:aggregator@0.6.0?)");
+      throw new Error("the component exports no reader interface (not zae:aggregator@0.7.0?)");
     }
     return Object.assign(Object.create(planner), { reader: exports.reader });
   };

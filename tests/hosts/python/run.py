@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python host of the zae-planner component (`zae:aggregator@0.6.0`, world
+"""Python host of the zae-planner component (`zae:aggregator@0.7.0`, world
 `aggregator`, interfaces `planner` and `reader`): runs every conformance vector through the
 component with wasmtime-py's component-model API and checks the answer twice
 against the vector's plan.json, byte for byte:
@@ -84,11 +84,11 @@ def field(rec, name):
     return getattr(rec, name)
 
 
-def transact_item(t: Variant) -> str:
+def transact_item(t: Variant, images=()) -> str:
     """A transaction action: `put`, `update` or `condition-check`."""
     v = t.payload
     if t.tag == "put":
-        return operation(Variant("put-item", v), "put")
+        return operation(Variant("put-item", v), "put", images)
     if t.tag == "update":
         return operation(Variant("update-item", v), "update")
     if t.tag == "condition-check":
@@ -98,18 +98,29 @@ def transact_item(t: Variant) -> str:
     raise ValueError(f"unknown transaction action {t.tag}")
 
 
-def operation(op: Variant, type_name: str | None = None) -> str:
+def put_attributes(v, images) -> list:
+    """The attributes a put-item writes: its `item`, or with a `base`, that image of the plan with
+    `item` put over it (an attribute the image names keeps its place, the others follow)."""
+    if v.base is None:
+        return v.item
+    base = images[v.base] if v.base < len(images) else []
+    over = {a.name: a for a in v.item}
+    named = {a.name for a in base}
+    return [over.get(a.name, a) for a in base] + [a for a in v.item if a.name not in named]
+
+
+def operation(op: Variant, type_name: str | None = None, images=()) -> str:
     v = op.payload
     kind = type_name or op.tag
     if op.tag == "transact-write-items":
-        return f'{{"type":"transact-write-items","items":[{",".join(map(transact_item, v))}]}}'
+        return f'{{"type":"transact-write-items","items":[{",".join(transact_item(t, images) for t in v)}]}}'
     if op.tag == "update-item":
         return (f'{{"type":"{kind}","table_name":{s(field(v, "table-name"))},"key":{attrs(v.key)},'
                 f'"update_expression":{s(field(v, "update-expression"))},'
                 f'"condition_expression":{opt_s(field(v, "condition-expression"))},'
                 f'"names":{names(v.names)},"values":{attrs(v.values)}}}')
     if op.tag == "put-item":
-        return (f'{{"type":"{kind}","table_name":{s(field(v, "table-name"))},"item":{attrs(v.item)},'
+        return (f'{{"type":"{kind}","table_name":{s(field(v, "table-name"))},"item":{attrs(put_attributes(v, images))},'
                 f'"condition_expression":{opt_s(field(v, "condition-expression"))},'
                 f'"names":{names(v.names)},"values":{attrs(v.values)}}}')
     if op.tag == "put-object":
@@ -120,10 +131,10 @@ def operation(op: Variant, type_name: str | None = None) -> str:
     raise ValueError(f"unknown operation {op.tag}")
 
 
-def write(w) -> str:
+def write(w, images=()) -> str:
     return (f'{{"id":{u32(w.id)},"purpose":"{w.purpose}","failure_policy":"{field(w, "failure-policy")}",'
             f'"on_condition_failure":"{field(w, "on-condition-failure")}","target":{s(w.target)},'
-            f'"records":[{",".join(u32(i) for i in w.records)}],"operation":{operation(w.operation)},'
+            f'"records":[{",".join(u32(i) for i in w.records)}],"operation":{operation(w.operation, None, images)},'
             f'"on_applied":{logs(field(w, "on-applied"))},"on_failed":{logs(field(w, "on-failed"))}}}')
 
 
@@ -160,7 +171,7 @@ def render_plan(p) -> str:
     render unchanged)."""
     counters = ",".join(f'"{c.replace("-", "_")}":{u32(field(p.counters, c))}' for c in COUNTERS)
     reads = f',"reads":[{",".join(map(read, p.reads))}]' if p.reads else ""
-    return (f'{{"writes":[{",".join(map(write, p.writes))}]{reads},'
+    return (f'{{"writes":[{",".join(write(w, p.images) for w in p.writes)}]{reads},'
             f'"outcomes":[{",".join(map(outcome, p.outcomes))}],'
             f'"logs":{logs(p.logs)},"counters":{{{counters}}}}}')
 
@@ -344,13 +355,13 @@ def read_outcome(r) -> Variant:
 # ---------------------------------------------------------------------------
 
 
-PLANNER = "zae:aggregator/planner@0.6.0"
-READER = "zae:aggregator/reader@0.6.0"
+PLANNER = "zae:aggregator/planner@0.7.0"
+READER = "zae:aggregator/reader@0.7.0"
 
 
 class Planner:
     """One instance of the component in its own store, with nothing granted; its functions are those of the
-    exported interface `zae:aggregator/planner@0.6.0`; `reader_func` gives those of `zae:aggregator/reader@0.6.0`."""
+    exported interface `zae:aggregator/planner@0.7.0`; `reader_func` gives those of `zae:aggregator/reader@0.7.0`."""
 
     def __init__(self, engine: Engine, component: Component, linker: Linker):
         self.stderr = tempfile.NamedTemporaryFile(prefix="zae-planner-stderr-")
