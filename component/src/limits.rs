@@ -126,7 +126,9 @@ pub fn number_text(text: &str) -> Result<(), String> {
 /// (`GSI{n}PK`, `GSI{n}SK`).
 pub fn index_key_limit(name: &str) -> Option<usize> {
     let rest = name.strip_prefix("GSI")?;
-    let (n, kind) = rest.split_at(rest.len().checked_sub(2)?);
+    // `get`, not `split_at`: a name may end in non-ASCII characters.
+    let cut = rest.len().checked_sub(2)?;
+    let (n, kind) = (rest.get(..cut)?, rest.get(cut..)?);
     if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -486,7 +488,7 @@ mod tests {
     fn index_key_names() {
         assert_eq!(index_key_limit("GSI2PK"), Some(2048));
         assert_eq!(index_key_limit("GSI12SK"), Some(1024));
-        for no in ["GSIPK", "GSI2", "gsi2pk", "GSI2PKX", "PK", "GSIxSK"] {
+        for no in ["GSIPK", "GSI2", "gsi2pk", "GSI2PKX", "PK", "GSIxSK", "GSI\u{3ab}a", "GSIa\u{3ab}", "GSI\u{3ab}"] {
             assert_eq!(index_key_limit(no), None, "{no}");
         }
     }
