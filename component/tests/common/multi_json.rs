@@ -25,9 +25,15 @@ pub enum MultiJson {
 }
 
 impl MultiJson {
-    /// Parse JSON text (serde_json's grammar and nesting limit).
+    /// Parse JSON text (serde_json's grammar and nesting limit). A number is only a number
+    /// here, whatever its value: one beyond `f64`'s range (`9e415`), which the planner takes
+    /// as JSON grammar allows (serde_json range-checks only the numbers it converts), is read
+    /// as `0` instead of failing the parse.
     pub fn parse(text: &str) -> Result<MultiJson, serde_json::Error> {
-        serde_json::from_str(text)
+        serde_json::from_str(text).or_else(|e| match finite_numbers(text) {
+            Some(rewritten) => serde_json::from_str(&rewritten),
+            None => Err(e),
+        })
     }
 
     /// Every value of member `key` (empty unless this is an object).
@@ -123,4 +129,50 @@ impl<'de> Visitor<'de> for MultiVisitor {
         }
         Ok(MultiJson::Object(out))
     }
+}
+
+/// `text` with every number token outside strings whose value overflows `f64` replaced by
+/// `0`; `None` when there is none.
+fn finite_numbers(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut chars = text.char_indices().peekable();
+    let mut in_string = false;
+    while let Some((i, c)) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => {
+                    if let Some((_, next)) = chars.next() {
+                        out.push(next);
+                    }
+                }
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if c == '-' || c.is_ascii_digit() {
+            let mut end = i + c.len_utf8();
+            while let Some(&(j, d)) = chars.peek() {
+                if d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+' | '-') {
+                    end = j + d.len_utf8();
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let token = &text[i..end];
+            if token.parse::<f64>().is_ok_and(f64::is_infinite) {
+                out.push('0');
+                changed = true;
+            } else {
+                out.push_str(token);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    changed.then_some(out)
 }
