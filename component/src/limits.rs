@@ -277,10 +277,15 @@ fn attr_size(json: &str) -> usize {
     }
 }
 
-/// Every number in a value, checked.
+/// Every number in a value, checked; an attribute value (at any depth) must have exactly one
+/// type key, as DynamoDB requires (`{"": {}, "N": ""}` is none).
 fn numbers_in(json: &str) -> Result<(), String> {
     fn walk(v: &Value) -> Result<(), String> {
-        let Some((ty, inner)) = v.as_object().and_then(|m| m.iter().next()) else { return Ok(()) };
+        let Some(m) = v.as_object() else { return Ok(()) };
+        let mut entries = m.iter();
+        let (Some((ty, inner)), None) = (entries.next(), entries.next()) else {
+            return Err(format!("an attribute value has {} type keys, not 1", m.len()));
+        };
         match (ty.as_str(), inner) {
             ("N", Value::String(n)) => number_text(n),
             ("NS", Value::Array(a)) => a.iter().filter_map(Value::as_str).try_for_each(number_text),
@@ -482,6 +487,15 @@ mod tests {
             assert!(number_text(bad).is_err(), "{bad}");
         }
         assert!(number_text("1000000000000000000000000000000000000000").is_ok(), "40 digits, 1 significant");
+    }
+
+    #[test]
+    fn attribute_values_need_exactly_one_type_key() {
+        assert!(numbers_in(r#"{"N":"5"}"#).is_ok());
+        assert!(numbers_in(r#"{"M":{"a":{"N":"1"},"b":{"L":[{"S":"x"}]}}}"#).is_ok());
+        for bad in [r#"{"":{},"N":""}"#, r#"{}"#, r#"{"M":{"a":{"N":"1","S":"x"}}}"#, r#"{"L":[{}]}"#] {
+            assert!(numbers_in(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
