@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::bucket::{split_bucket_pk, split_limit_attr};
-use crate::usage::{Query, ReaderError, Row};
+use crate::usage::{integer, Query, ReaderError, Row};
 use crate::window::Window;
 
 /// The bucket items of one (namespace, entity, resource) and one limit: their `tc` summed.
@@ -117,11 +117,6 @@ pub fn read_bucket(text: &str) -> Option<Result<Bucket, String>> {
         }
     }
     Some(Ok(Bucket { namespace: namespace.into(), entity: entity.into(), resource: resource.into(), tc }))
-}
-
-fn integer(n: &str) -> Option<i128> {
-    let digits = n.strip_prefix('-').unwrap_or(n);
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| n.parse().ok()).flatten()
 }
 
 type Key = (String, String, String, String);

@@ -304,7 +304,7 @@ fn string_attr<'a>(item: &'a Map<String, Value>, name: &str) -> Result<Option<&'
 }
 
 /// A DynamoDB N that is a whole number within 128 bits (`-`, digits; no exponent).
-fn integer(n: &str) -> Option<i128> {
+pub(crate) fn integer(n: &str) -> Option<i128> {
     let digits = n.strip_prefix('-').unwrap_or(n);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;

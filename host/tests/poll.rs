@@ -29,7 +29,9 @@ use serde_json::Value;
 
 use common::fault_proxy::FaultProxy;
 use common::moto::Moto;
-use common::poller::{command, last_line, make_traffic, poll, scratch, stream_arn, verdict, wait, whole_stream};
+use common::poller::{
+    command, last_line, make_traffic, poll, scratch, stream_arn, traffic_table, verdict, wait, whole_stream,
+};
 use common::rng::Rng;
 use common::split_stream::{CHILD_1, CHILD_2, OTHER, PARENT};
 use common::streams;
@@ -41,10 +43,7 @@ async fn caught_up_counters_equal_the_truth() {
     let dir = scratch("caught-up");
     let log = dir.join("poll.log");
     let table = "poll-caught-up";
-    moto.create_table(table).await;
-    let started_s = zae_aggregator::lambda::now_ms() / 1000;
-    make_traffic(&moto, table, 7, 160).await;
-    let arn = stream_arn(&moto, table).await;
+    let (started_s, arn) = traffic_table(&moto, table, 7, 160).await;
 
     // Nothing new arrives after --from latest: it handles nothing.
     let latest = dir.join("latest.json");
@@ -83,10 +82,7 @@ async fn sigterm_finishes_the_batch_and_writes_the_checkpoint() {
     let log = dir.join("poll.log");
     let checkpoint = dir.join("checkpoint.json");
     let table = "poll-sigterm";
-    moto.create_table(table).await;
-    let started_s = zae_aggregator::lambda::now_ms() / 1000;
-    make_traffic(&moto, table, 11, 80).await;
-    let arn = stream_arn(&moto, table).await;
+    let (started_s, arn) = traffic_table(&moto, table, 11, 80).await;
     let last_seq = |records: &[Value]| streams::seq(records.last().unwrap()).to_string();
     let wanted = last_seq(&whole_stream(&moto, &arn).await);
 
@@ -183,10 +179,7 @@ async fn a_shard_split_is_read_children_after_their_parent() {
     let log = dir.join("poll.log");
     let checkpoint = dir.join("checkpoint.json");
     let table = "poll-split";
-    moto.create_table(table).await;
-    let started_s = zae_aggregator::lambda::now_ms() / 1000;
-    make_traffic(&moto, table, 21, 100).await;
-    let arn = stream_arn(&moto, table).await;
+    let (started_s, arn) = traffic_table(&moto, table, 21, 100).await;
     let saved = || std::fs::read_to_string(&checkpoint).ok().and_then(|t| Checkpoint::from_json(&t).ok());
     let args = ["--stream-arn", &arn, "--batch-size", "10", "--batching-window", "0", "--checkpoint"];
     let args = [&args[..], &[checkpoint.to_str().unwrap()]].concat();

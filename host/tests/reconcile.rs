@@ -40,6 +40,19 @@ fn key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([("PK".to_string(), AttributeValue::S(pk.into())), ("SK".to_string(), AttributeValue::S(sk.into()))])
 }
 
+/// Edit one snapshot item as a bug or a person would: `ADD tpm n`.
+async fn add_tpm(moto: &Moto, table: &str, pk: &str, sk: &str, n: u64) {
+    moto.ddb_client()
+        .update_item()
+        .table_name(table)
+        .set_key(Some(key(pk, sk)))
+        .update_expression("ADD tpm :n")
+        .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consistent_table_has_no_drift_and_each_injected_drift_is_found() {
     let moto = Moto::start();
@@ -71,15 +84,7 @@ async fn a_consistent_table_has_no_drift_and_each_injected_drift_is_found() {
         .nth(7)
         .expect("an hourly item with tpm");
     let pk = format!("{}/ENTITY#{}", h.ns, h.entity);
-    moto.ddb_client()
-        .update_item()
-        .table_name(table)
-        .set_key(Some(key(&pk, &format!("#USAGE#{}#{}", h.resource, h.window_start))))
-        .update_expression("ADD tpm :five")
-        .expression_attribute_values(":five", AttributeValue::N("5".into()))
-        .send()
-        .await
-        .unwrap();
+    add_tpm(&moto, table, &pk, &format!("#USAGE#{}#{}", h.resource, h.window_start), 5).await;
     let (code, v, _) = reconcile(&moto, table, &["--entity", &h.entity, "--format", "json"]);
     assert_eq!(code, 1, "{v}");
     let drifts = v["drifts"].as_array().unwrap();
@@ -152,15 +157,7 @@ async fn a_consistent_table_has_no_drift_and_each_injected_drift_is_found() {
         format!("#USAGE#{}#{day}T00:00:00Z#daily", x.resource),
         format!("#USAGE#{}#{month}-01T00:00:00Z#monthly", x.resource),
     ] {
-        moto.ddb_client()
-            .update_item()
-            .table_name(table)
-            .set_key(Some(key(&x_pk, &sk)))
-            .update_expression("ADD tpm :lots")
-            .expression_attribute_values(":lots", AttributeValue::N("1000000000000".into()))
-            .send()
-            .await
-            .unwrap();
+        add_tpm(&moto, table, &x_pk, &sk, 1_000_000_000_000).await;
     }
     let (code, v, _) = reconcile(&moto, table, &["--entity", &x.entity, "--format", "json"]);
     assert_eq!(code, 1, "{v}");

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use common::moto::Moto;
 use common::poller::{
-    command, last_line, make_traffic, scratch, stream_arn, streams_client, usage_items, verdict_of, wait, whole_stream,
+    command, last_line, scratch, streams_client, traffic_table, usage_items, verdict_of, wait, whole_stream,
 };
 use common::streams;
 
@@ -27,10 +27,7 @@ async fn a_stream_range_replayed_twice_counts_once() {
     let dir = scratch("replay-range");
     let log = dir.join("replay.log");
     let table = "replay-range";
-    moto.create_table(table).await;
-    let started_s = zae_aggregator::lambda::now_ms() / 1000;
-    make_traffic(&moto, table, 21, 120).await;
-    let arn = stream_arn(&moto, table).await;
+    let (started_s, arn) = traffic_table(&moto, table, 21, 120).await;
     let records = whole_stream(&moto, &arn).await;
     let described = streams_client(&moto).describe_stream().stream_arn(&arn).send().await.unwrap();
     let shard = described.stream_description().unwrap().shards()[0].shard_id().unwrap().to_string();

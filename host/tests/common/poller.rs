@@ -67,6 +67,15 @@ pub async fn whole_stream(moto: &Moto, arn: &str) -> Vec<Value> {
     out
 }
 
+/// A fresh table named `table` with a stream, holding `n` generated writes
+/// (`make_traffic`); returns the second before they started and the stream ARN.
+pub async fn traffic_table(moto: &Moto, table: &str, seed: u64, n: usize) -> (i64, String) {
+    moto.create_table(table).await;
+    let started_s = zae_aggregator::lambda::now_ms() / 1000;
+    make_traffic(moto, table, seed, n).await;
+    (started_s, stream_arn(moto, table).await)
+}
+
 /// Write a generated stream's items into the table, so that moto's stream
 /// holds realistic bucket and audit traffic: every image is put in order,
 /// every audit deletion is put and deleted.
